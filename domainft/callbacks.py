@@ -1,0 +1,81 @@
+"""Small single-purpose Trainer callbacks: strict early stopping and a readable progress line."""
+from __future__ import annotations
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState, ProgressCallback
+
+from domainft.errors import DomainftError
+
+
+class EarlyStopping(TrainerCallback, ExportableState):
+    """Stop when `metric` has not improved by more than `min_delta` for `patience` evaluations.
+
+    Strict: a metric missing from the evaluation is an error, not a silent no-op. Its state is
+    saved in every checkpoint's trainer_state.json and restored on resume.
+    """
+
+    def __init__(self, metric: str, greater_is_better: bool, patience: int, min_delta: float = 0.0):
+        self.metric = metric
+        self.greater_is_better = greater_is_better
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best: float | None = None
+        self.wait = 0
+
+    def improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        delta = value - self.best if self.greater_is_better else self.best - value
+        return delta > self.min_delta
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        key = f"eval_{self.metric}"
+        if key not in (metrics or {}):
+            raise DomainftError(f"early stopping: evaluation reported no {self.metric!r} "
+                                f"(it reported {', '.join(sorted(metrics or {}))})")
+        value = metrics[key]
+        if self.improved(value):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                control.should_training_stop = True
+
+    def state(self) -> dict:
+        return {
+            "args": {"metric": self.metric, "greater_is_better": self.greater_is_better,
+                     "patience": self.patience, "min_delta": self.min_delta},
+            "attributes": {"best": self.best, "wait": self.wait},
+        }
+
+
+class EvalReport(TrainerCallback):
+    """One line per evaluation instead of the Trainer's raw dicts."""
+
+    def __init__(self, metric: str, echo=print):
+        self.metric = metric
+        self.echo = echo
+        self.last_train_loss: float | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.last_train_loss = logs["loss"]
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        shown = [f"{name} {metrics[f'eval_{name}']:.4f}" for name in ("loss", "accuracy", "macro_f1")
+                 if f"eval_{name}" in metrics]
+        if self.metric not in ("loss", "accuracy", "macro_f1") and f"eval_{self.metric}" in metrics:
+            shown.append(f"{self.metric} {metrics[f'eval_{self.metric}']:.4f}")
+        train = f"train loss {self.last_train_loss:.4f} | " if self.last_train_loss is not None else ""
+        self.echo(f"epoch {state.epoch:.2f} step {state.global_step}: {train}validation " + ", ".join(shown))
+
+
+class QuietProgressCallback(ProgressCallback):
+    """The training progress bar, without evaluation bars or raw log dicts under it."""
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass

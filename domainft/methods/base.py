@@ -1,0 +1,64 @@
+"""The interface every tuning method implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+
+class TuningOptions(BaseModel):
+    """Options of one method; subclasses add fields. Unknown options are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str
+
+
+@dataclass
+class ModelContext:
+    """What a method needs to know about the model it is given."""
+
+    model_type: str  # config.model_type, e.g. "bert", "roberta"
+    # Modules created fresh for the task (the head, a missing pooler): always trained and saved.
+    new_modules: list[str] = field(default_factory=list)
+    task_type: str = "SEQ_CLS"  # peft TaskType name
+
+
+class TuningMethod:
+    """Prepare a model for training, save what was trained, reload it, flatten it for export."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[TuningOptions]] = TuningOptions
+
+    def __init__(self, options: TuningOptions):
+        self.options = options
+
+    def prepare(self, model: "PreTrainedModel", ctx: ModelContext):
+        """Return the model to train (may wrap it); set requires_grad as the method wants."""
+        raise NotImplementedError
+
+    def save(self, model, out_dir: Path) -> None:
+        model.save_pretrained(out_dir, safe_serialization=True)
+
+    def load(self, model_dir: Path, model_class, base_path: str):
+        """Rebuild the trained model from `save` output.
+
+        model_class: the task's transformers auto class; base_path: the resolved base, for
+        methods that save only what they trained.
+        """
+        raise NotImplementedError
+
+    def to_plain(self, model) -> "PreTrainedModel":
+        """A plain transformers model computing the same function (for export)."""
+        return model
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

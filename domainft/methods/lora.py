@@ -1,0 +1,83 @@
+"""LoRA (peft): low-rank updates on the attention and feed-forward projections.
+
+The task head (and any module the base lacked, such as a missing pooler) is trained in full and
+saved through `modules_to_save`, so a reloaded model predicts exactly as the trained one
+(peft#577, #876: a head left out of modules_to_save reloads random).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from domainft.methods import register_method
+from domainft.methods.base import ModelContext, TuningMethod, TuningOptions
+
+# Linear layers worth adapting, per architecture: attention and feed-forward projections.
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    "bert": ["query", "key", "value", "dense"],
+    "roberta": ["query", "key", "value", "dense"],
+    "xlm-roberta": ["query", "key", "value", "dense"],
+    "electra": ["query", "key", "value", "dense"],
+    "camembert": ["query", "key", "value", "dense"],
+    "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+
+
+class LoraOptions(TuningOptions):
+    method: Literal["lora"] = "lora"
+    r: int = Field(8, ge=1, le=1024, description="rank of the update matrices")
+    alpha: float = Field(16, gt=0, description="scaling numerator (update scaled by alpha / r)")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        None, description="module name suffixes to adapt; default depends on the architecture"
+    )
+
+
+def default_targets(model_type: str) -> list[str] | str:
+    if model_type in DEFAULT_TARGETS:
+        return DEFAULT_TARGETS[model_type]
+    return "all-linear"  # peft picks every linear layer except the output head
+
+
+@register_method("lora")
+class LoraTuning(TuningMethod):
+    Options = LoraOptions
+
+    def config(self, ctx: ModelContext):
+        from peft import LoraConfig
+
+        opts: LoraOptions = self.options  # type: ignore[assignment]
+        return LoraConfig(
+            task_type=ctx.task_type,
+            r=opts.r,
+            lora_alpha=opts.alpha,
+            lora_dropout=opts.dropout,
+            target_modules=opts.target_modules or default_targets(ctx.model_type),
+            modules_to_save=list(ctx.new_modules),
+            exclude_modules=list(ctx.new_modules) or None,
+        )
+
+    def prepare(self, model, ctx: ModelContext):
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.config(ctx))
+
+    def save(self, model, out_dir: Path) -> None:
+        model.save_pretrained(out_dir, safe_serialization=True)
+        # The task config (labels, head size) lets the base be rebuilt with the right head.
+        model.get_base_model().config.save_pretrained(out_dir)
+
+    def load(self, model_dir: Path, model_class, base_path: str):
+        from peft import PeftModel
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_dir)
+        base = model_class.from_pretrained(base_path, config=config, use_safetensors=True)
+        return PeftModel.from_pretrained(base, model_dir, is_trainable=False)
+
+    def to_plain(self, model):
+        return model.merge_and_unload()

@@ -1,0 +1,116 @@
+"""Building the task model on a base, saving a trained one, and loading it back to predict."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domainft.bases import ResolvedBase, resolve_base
+from domainft.errors import DomainftError
+from domainft.methods import ModelContext, TuningMethod, get_method
+from domainft.tasks import Task, get_task
+
+MANIFEST = "domainft.json"
+
+
+def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str | None = None,
+                trust_remote_code: bool = False):
+    """(model, tokenizer, ModelContext) with a fresh head sized for `labels`."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    id2label = dict(enumerate(labels))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # we report new modules ourselves, below
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path, revision=revision,
+                                                  trust_remote_code=trust_remote_code)
+        model, info = task.model_class.from_pretrained(
+            base.path, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=True,
+            num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            output_loading_info=True,
+        )
+    except (OSError, ValueError) as e:
+        raise DomainftError(f"base {base.describe()}: could not load a model from it: {e}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    new_modules = sorted({k.rsplit(".", 1)[0] for k in info["missing_keys"]})
+    # Modules the checkpoint lacked (the head; a pooler on SPLADE-style bases) start random and
+    # must always be trained and saved, whatever the tuning method.
+    ctx = ModelContext(model.config.model_type, new_modules, task.peft_task_type)
+    return model, tokenizer, ctx
+
+
+def save_model(method: TuningMethod, model, tokenizer, out_dir: Path, manifest: dict) -> None:
+    method.save(model, out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def model_dir_of(path: str | Path) -> Path:
+    """Accept a run directory or its model/ directory."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise DomainftError(f"{path}: not a domainft run or model directory (no {MANIFEST} in it or in "
+                        f"{path / 'model'}); point at the run directory that `domainft run` printed")
+
+
+@dataclass
+class TrainedModel:
+    """A trained model ready to predict; `load(run_dir)` returns one."""
+
+    model: Any
+    tokenizer: Any
+    task: Task
+    manifest: dict
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    def predict(self, texts: list[str] | str, batch_size: int = 32) -> list[dict]:
+        """[{'label', 'score', 'scores'}] per text. Texts longer than max_length are truncated."""
+        import torch
+
+        if isinstance(texts, str):
+            texts = [texts]
+        id2label = dict(enumerate(self.labels))
+        results: list[dict] = []
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(texts[start:start + batch_size], truncation=True, padding=True,
+                                       max_length=self.manifest["max_length"], return_tensors="pt")
+                batch = batch.to(self.model.device)
+                logits = self.model(**batch).logits.float().cpu().numpy()
+                results.extend(self.task.decode(logits, id2label))
+        return results
+
+    def logits(self, texts: list[str]):
+        import torch
+
+        batch = self.tokenizer(texts, truncation=True, padding=True,
+                               max_length=self.manifest["max_length"], return_tensors="pt")
+        with torch.inference_mode():
+            return self.model(**batch.to(self.model.device)).logits.float().cpu().numpy()
+
+
+def load(path: str | Path) -> TrainedModel:
+    """Load a trained model from a run directory (or its model/ subdirectory)."""
+    from transformers import AutoTokenizer
+
+    model_dir = model_dir_of(path)
+    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    task = get_task(manifest["task"])
+    method_cls = get_method(manifest["tuning"]["method"])
+    method = method_cls(method_cls.Options.model_validate(manifest["tuning"]))
+    base_path = manifest["base"]["path"]
+    if manifest["base"]["source"] != "hub" and not Path(base_path).is_dir():
+        base_path = resolve_base([manifest["base"]["requested"]]).path  # moved machine: resolve again
+    model = method.load(model_dir, task.model_class, base_path)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return TrainedModel(model, tokenizer, task, manifest)

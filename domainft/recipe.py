@@ -1,0 +1,308 @@
+"""The recipe: a validated YAML description of one run.
+
+Sections: task, base, data, tuning, train, output. Unknown keys, wrong types and impossible
+values are rejected before any work starts, each with its field path and a hint.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
+
+from domainft.errors import RecipeError
+from domainft.methods import METHODS, TuningOptions
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _field_error(path: str, message: str) -> PydanticCustomError:
+    """An error placed at `path` (dotted, from the recipe root) by a model-level check."""
+    return PydanticCustomError("domainft", "{message}", {"path": path, "message": message})
+
+
+class BaseSpec(Section):
+    """Which pretrained model to start from: first candidate that resolves wins."""
+
+    name: list[str] = Field(default_factory=lambda: ["minilm"], min_length=1)
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `base: minilm` and `base: [biobert, minilm]` are shorthands for `base: {name: ...}`.
+        if isinstance(value, (str, list)):
+            return {"name": value}
+        return value
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class SplitSpec(Section):
+    validation: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+    seed: int = 13
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitSpec":
+        if self.validation + self.test >= 1:
+            raise ValueError("validation + test must leave some data for training (sum < 1)")
+        return self
+
+
+class DataSpec(Section):
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank"] = "auto"
+    path: Path | None = Field(None, description="one file, split by `split`")
+    train: Path | None = None
+    validation: Path | None = None
+    test: Path | None = None
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    text_column: str = "text"
+    text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
+    encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
+    dedup: bool = True
+    max_length: int = Field(128, ge=8, le=8192, description="tokens; longer texts are truncated")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        if (self.path is None) == (self.train is None):
+            raise ValueError("give either `path` (one file to split) or `train` (with optional "
+                             "`validation` and `test`), not both and not neither")
+        if self.path is not None and (self.validation or self.test):
+            raise ValueError("`validation`/`test` files go with `train`, not with `path`")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("`labels` lists a label twice")
+        return self
+
+
+class EarlyStoppingSpec(Section):
+    metric: str = "macro_f1"
+    patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    enabled: bool = True
+
+
+class TrainSpec(Section):
+    epochs: float = Field(8, gt=0, description="upper bound; early stopping usually ends sooner")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-4, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: int = 13
+    class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+    eval_every: Literal["epoch"] | int = Field("epoch", description="'epoch' or a number of steps")
+    group_by_length: bool = Field(True, description="batch texts of similar length: less padding")
+    early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+
+    @field_validator("eval_every")
+    @classmethod
+    def _positive_steps(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a number of steps must be at least 1")
+        return value
+
+
+class OutputSpec(Section):
+    dir: Path | None = Field(None, description="default: runs/<recipe name>")
+    overwrite: bool = False
+    keep_checkpoints: bool = False
+
+
+def _tuning_options(value: Any) -> TuningOptions:
+    if isinstance(value, TuningOptions):
+        return value
+    if isinstance(value, str):
+        value = {"method": value}
+    if not isinstance(value, Mapping):
+        raise _field_error("tuning", "expected a mapping such as {method: lora, r: 8}")
+    method = value.get("method", "full")
+    if method not in METHODS:
+        raise _field_error("tuning.method", f"{method!r} is not a tuning method; choose one of: "
+                                            f"{', '.join(METHODS.names())}")
+    options_cls = METHODS.get(method).Options
+    try:
+        return options_cls.model_validate({**value, "method": method})
+    except ValidationError as e:
+        err = e.errors()[0]
+        path = ".".join(["tuning", *map(str, err["loc"])])
+        raise _field_error(path, _describe(err, options_cls, err["loc"])) from None
+
+
+class Recipe(Section):
+    name: str = "run"
+    task: str = "classification"
+    base: BaseSpec = Field(default_factory=BaseSpec)
+    data: DataSpec
+    # Each method validates its own options (a LoRA option on a full recipe is an error).
+    tuning: SerializeAsAny[TuningOptions] = Field(default_factory=lambda: _tuning_options("full"))
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _method_options(cls, value: Any) -> TuningOptions:
+        return _tuning_options(value)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from domainft.tasks import TASKS
+
+        if value not in TASKS:
+            raise ValueError(f"{value!r} is not a task; choose one of: {', '.join(TASKS.names())}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Recipe":
+        from domainft.tasks import TASKS
+
+        task = TASKS.get(self.task)
+        es = self.train.early_stopping
+        if es.metric not in task.metric_names:
+            raise _field_error("train.early_stopping.metric",
+                               f"{es.metric!r} is not a metric this task reports; choose one of: "
+                               f"{', '.join(task.metric_names)}")
+        cw = self.train.class_weights
+        if isinstance(cw, dict) and self.data.labels is not None:
+            unknown = sorted(set(cw) - set(self.data.labels))
+            if unknown:
+                raise _field_error("train.class_weights",
+                                   f"{', '.join(map(repr, unknown))} not in data.labels")
+        return self
+
+    # ----- construction -----
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | list[str] | None = None) -> "Recipe":
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError([f"file not found: {path}"], str(path))
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise RecipeError([f"not valid YAML: {e}"], str(path)) from None
+        if not isinstance(raw, dict):
+            raise RecipeError(["the top level must be a mapping of sections"], str(path))
+        raw.setdefault("name", path.stem)
+        return cls.from_dict(apply_overrides(raw, overrides or {}), source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str | None = None) -> "Recipe":
+        try:
+            return cls.model_validate(dict(raw))
+        except ValidationError as e:
+            raise RecipeError([_format_error(err) for err in e.errors()], source) from None
+
+    def override(self, overrides: Mapping[str, Any] | list[str] | None = None, **kw: Any) -> "Recipe":
+        """A new recipe with dotted-path overrides: .override({"train.lr": 3e-5}) or ("train.lr=3e-5")."""
+        pairs = dict(parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {}))
+        pairs.update({k.replace("__", "."): v for k, v in kw.items()})
+        return Recipe.from_dict(apply_overrides(self.to_dict(exclude_defaults=True), pairs))
+
+    def to_dict(self, exclude_defaults: bool = False) -> dict:
+        data = self.model_dump(mode="json", exclude_unset=exclude_defaults)
+        data.setdefault("tuning", {})["method"] = self.tuning.method
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output.dir if self.output.dir is not None else Path("runs") / self.name
+
+
+# ----- overrides -----
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """['train.lr=3e-5', 'tuning.method=lora'] -> {'train.lr': 3e-05, 'tuning.method': 'lora'}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError([f"--set {item!r}: expected FIELD.PATH=VALUE, e.g. train.lr=3e-5"])
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any] | list[str]) -> dict:
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    result = _deep_copy(raw)
+    for dotted, value in overrides.items():
+        node, keys = result, dotted.split(".")
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None or isinstance(child, (str, list)) and key in ("base", "tuning"):
+                child = _expand_shorthand(key, child)
+                node[key] = child
+            if not isinstance(child, dict):
+                raise RecipeError([f"--set {dotted}: {'.'.join(keys[:i + 1])} is a value, not a section"])
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _expand_shorthand(key: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    return {"name": value} if key == "base" else {"method": value}
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+# ----- error messages -----
+def _format_error(err: dict) -> str:
+    if err["type"] == "domainft":
+        return f"{err['ctx']['path']}: {err['ctx']['message']}"
+    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    loc = [p for p in loc if p not in ("literal['epoch']", "int", "str", "dict[str,float]")]
+    path = ".".join(loc) or "(top level)"
+    return f"{path}: {_describe(err, Recipe, err['loc'])}"
+
+
+def _describe(err: dict, model: type[BaseModel], loc: tuple) -> str:
+    kind, given = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        siblings = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(siblings)}"
+        return f"unknown field; {hint}"
+    if kind == "missing":
+        return "required field is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    if given is not None and not isinstance(given, (dict, list)):
+        message += f" (got {given!r})"
+    return message
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (sub)section at `loc`, for 'did you mean' hints."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

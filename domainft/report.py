@@ -1,0 +1,51 @@
+"""metrics.json and the one-screen summary printed at the end of a run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from domainft.atomic import write_text
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    write_text(path, json.dumps(metrics, indent=2) + "\n")
+
+
+def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    info, train = metrics["run"], metrics["train"]
+    console.print(f"\n[bold]domainft run[/bold] {info['name']}: {info['task']} on {info['base']}, "
+                  f"tuning {info['method']} ({info['trainable_params']:,} of {info['total_params']:,} "
+                  "parameters trained)")
+    d = metrics["data"]
+    counts = d["counts"]
+    extra = ""
+    if "duplicates_removed" in d:
+        extra = (f"; {d['duplicates_removed']} duplicate rows and {d['conflicting_rows_removed']} rows "
+                 "with conflicting labels removed")
+    console.print(f"data: train {counts['train']}, validation {counts['validation']}, test {counts['test']}"
+                  f"{extra}")
+    stop = "early-stopped" if train["stopped_early"] else "ran all epochs"
+    console.print(f"training: {train['wall_time_s']:.0f} s, {train['epochs_run']:.2f} epochs ({stop}), "
+                  f"best {train['best_metric_name']} {train['best_metric']:.4f} at step {train['best_step']}, "
+                  f"{train['examples_per_s']:.1f} examples/s, peak memory {train['peak_rss_mb']:.0f} MB")
+
+    table = Table(title="Evaluation (best checkpoint)")
+    table.add_column("split")
+    table.add_column("n", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("macro-F1", justify="right")
+    labels = list(metrics["validation"]["per_class"])
+    for label in labels:
+        table.add_column(f"F1 {label}", justify="right")
+    for split in ("validation", "test"):
+        m = metrics.get(split)
+        if not m:
+            continue
+        table.add_row(split, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
+                      *(f"{m['per_class'][label]['f1']:.4f}" for label in labels))
+    console.print(table)
+    console.print(f"run directory: {run_dir}  (model/, metrics.json, recipe.yaml)")

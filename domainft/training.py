@@ -1,0 +1,92 @@
+"""Assemble a Hugging Face Trainer from a recipe: dynamic padding, length-grouped batches,
+early stopping on a named metric, best checkpoint restored, class weights, resume."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from domainft.callbacks import EarlyStopping, EvalReport, QuietProgressCallback
+
+if TYPE_CHECKING:
+    from domainft.recipe import Recipe
+    from domainft.tasks import Task
+
+
+def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool):
+    from transformers import TrainingArguments
+
+    t = recipe.train
+    by_steps = isinstance(t.eval_every, int)
+    strategy = "steps" if by_steps else "epoch"
+    metric = t.early_stopping.metric
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=t.epochs,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio,
+        lr_scheduler_type=t.scheduler,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        logging_strategy=strategy,
+        eval_steps=t.eval_every if by_steps else None,
+        save_steps=t.eval_every if by_steps else None,
+        logging_steps=t.eval_every if by_steps else 500,
+        save_total_limit=1,  # with load_best_model_at_end the best is kept as well as the last
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=task.greater_is_better(metric),
+        group_by_length=t.group_by_length,
+        restore_callback_states_from_checkpoint=True,
+        save_safetensors=True,
+        report_to=[],
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=_has_cuda(),
+        log_level="warning",
+    )
+
+
+def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
+                  loss_function: Callable | None, progress: bool = True, echo=print, extra_callbacks=()):
+    from transformers import Trainer
+    from transformers.trainer_callback import ProgressCallback
+
+    args = training_arguments(recipe, task, checkpoint_dir, progress)
+    es = recipe.train.early_stopping
+    callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
+    if es.enabled:
+        callbacks.append(EarlyStopping(es.metric, task.greater_is_better(es.metric), es.patience, es.min_delta))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        processing_class=tokenizer,
+        data_collator=task.collator(tokenizer),
+        compute_metrics=task.compute_metrics,
+        compute_loss_func=loss_function,
+        callbacks=callbacks,
+    )
+    if progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(QuietProgressCallback)
+    return trainer
+
+
+def last_checkpoint(checkpoint_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
