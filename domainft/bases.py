@@ -90,6 +90,8 @@ def _resolve_one(name: str, revision: str | None) -> tuple[ResolvedBase | None, 
         if (local / "config.json").is_file():
             return ResolvedBase(name, str(local.resolve()), "directory"), ""
         return None, f"directory {local} has no config.json"
+    if name.startswith(("/", "./", "../", "~")) or local.exists():
+        return None, f"no such model directory ({local})"
     return _resolve_hub(name, HUB_ALIASES.get(name, name), revision)
 
 

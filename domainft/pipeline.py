@@ -14,7 +14,7 @@ from domainft.atomic import staged_dir, write_text
 from domainft.bases import resolve_base
 from domainft.errors import DomainftError
 from domainft.methods import count_parameters, get_method
-from domainft.model import MANIFEST, build_model, save_model
+from domainft.model import TrainedModel, build_model, save_model
 from domainft.recipe import Recipe
 from domainft.report import print_summary, write_metrics
 from domainft.tasks import get_task
@@ -30,6 +30,7 @@ class RunResult:
     model_dir: Path
     metrics: dict
     recipe: Recipe
+    model: TrainedModel  # the trained model in memory, as saved in model_dir
 
     @property
     def test(self) -> dict:
@@ -107,7 +108,8 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     if progress:
         print_summary(metrics, run_dir)
-    return RunResult(run_dir, model_dir, metrics, recipe)
+    trained = TrainedModel(trainer.model, tokenizer, task, manifest)
+    return RunResult(run_dir, model_dir, metrics, recipe, trained)
 
 
 def _check_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> str | None:

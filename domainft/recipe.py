@@ -273,6 +273,12 @@ def _deep_copy(value: Any) -> Any:
 
 
 # ----- error messages -----
+# Names Hugging Face users type from habit, mapped to the recipe's own.
+HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+            "per_device_eval_batch_size": "eval_batch_size", "gradient_accumulation_steps": "grad_accum",
+            "lr_scheduler_type": "scheduler", "model_name_or_path": "name", "lora_alpha": "alpha",
+            "lora_dropout": "dropout", "max_seq_length": "max_length", "output_dir": "dir"}
+
 def _format_error(err: dict) -> str:
     if err["type"] == "domainft":
         return f"{err['ctx']['path']}: {err['ctx']['message']}"
@@ -286,7 +292,8 @@ def _describe(err: dict, model: type[BaseModel], loc: tuple) -> str:
     kind, given = err["type"], err.get("input")
     if kind == "extra_forbidden":
         siblings = _fields_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+        close = [HF_NAMES[str(loc[-1])]] if HF_NAMES.get(str(loc[-1])) in siblings else \
+            difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(siblings)}"
         return f"unknown field; {hint}"
     if kind == "missing":
