@@ -19,7 +19,7 @@ SET_HELP = "Override a recipe field: --set train.lr=3e-5 (repeatable)."
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"error: {e}", style="red", highlight=False, markup=False)
+    err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(getattr(e, "exit_code", 2))
 
 
@@ -56,9 +56,9 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
         base = resolve_base(r.base.name, r.base.revision)
     except DomainftError as e:
         _fail(e)
-    out.print(r.to_yaml(), highlight=False, markup=False)
-    out.print(f"ok: base {base.describe()}; labels {', '.join(data.labels)}; "
-              f"counts {json.dumps(data.report['counts'])}", highlight=False, markup=False)
+    print(r.to_yaml())
+    print(f"ok: base {base.describe()}; labels {', '.join(data.labels)}; "
+          f"counts {json.dumps(data.report['counts'])}")
 
 
 @app.command()

