@@ -56,7 +56,7 @@ def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, pro
 def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, progress: bool = True, echo=print, extra_callbacks=()):
     from transformers import Trainer
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     args = training_arguments(recipe, task, checkpoint_dir, progress)
     es = recipe.train.early_stopping
@@ -74,8 +74,10 @@ def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: di
         compute_loss_func=loss_function,
         callbacks=callbacks,
     )
+    # Our EvalReport prints each evaluation; drop the Trainer's raw log-dict printing.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
     if progress:
-        trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgressCallback)
     return trainer
 
