@@ -10,7 +10,6 @@ import resource
 import sys
 import time
 
-import numpy as np
 from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,

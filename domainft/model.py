@@ -73,25 +73,19 @@ class TrainedModel:
 
     def predict(self, texts: list[str] | str, batch_size: int = 32) -> list[dict]:
         """[{'label', 'score', 'scores'}] per text. Texts longer than max_length are truncated."""
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
         id2label = dict(enumerate(self.labels))
         results: list[dict] = []
-        self.model.eval()
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(texts[start:start + batch_size], truncation=True, padding=True,
-                                       max_length=self.manifest["max_length"], return_tensors="pt")
-                batch = batch.to(self.model.device)
-                logits = self.model(**batch).logits.float().cpu().numpy()
-                results.extend(self.task.decode(logits, id2label))
+        for start in range(0, len(texts), batch_size):
+            results.extend(self.task.decode(self.logits(texts[start:start + batch_size]), id2label))
         return results
 
     def logits(self, texts: list[str]):
+        """Raw logits (numpy) for one batch of texts."""
         import torch
 
+        self.model.eval()
         batch = self.tokenizer(texts, truncation=True, padding=True,
                                max_length=self.manifest["max_length"], return_tensors="pt")
         with torch.inference_mode():

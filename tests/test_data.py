@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from domainft.data import TextFields, prepare_examples, read_examples
-from domainft.data.splits import deduplicate, stratified_split
+from domainft.data.splits import deduplicate
 from domainft.errors import DataError
 from domainft.recipe import DataSpec
 

@@ -69,15 +69,7 @@ class ClassificationTask(Task):
 
     def compute_metrics(self, eval_pred) -> dict[str, float]:
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
-        from sklearn.metrics import accuracy_score, f1_score
-
-        logits, y_true = eval_pred.predictions, eval_pred.label_ids
-        y_pred = np.asarray(logits).argmax(-1)
-        return {
-            "accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        }
+        return _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
 
     def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict:
         """Full evaluation: scalar metrics, per-class precision/recall/F1, confusion matrix."""
@@ -86,12 +78,8 @@ class ClassificationTask(Task):
         y_pred = np.asarray(logits).argmax(-1)
         ids = list(range(len(labels)))
         p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
-
-        class _Pred:  # the shape compute_metrics expects
-            predictions, label_ids = logits, y_true
-
         return {
-            **self.compute_metrics(_Pred),
+            **_scalar_metrics(y_true, y_pred),
             "n": int(len(y_true)),
             "per_class": {
                 label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
@@ -116,3 +104,13 @@ class ClassificationTask(Task):
                 "scores": {id2label[i]: float(v) for i, v in enumerate(row)},
             })
         return out
+
+
+def _scalar_metrics(y_true, y_pred) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+    }
