@@ -42,16 +42,20 @@ def run_peer(split_dir: Path, base_path: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_domainft(overrides: list[str]) -> dict:
-    run_dir = OUT / "domainft_fpb50"
+def run_domainft(overrides: list[str], run_name: str = "domainft_fpb50",
+                 tool: str = "domainft run (recipe defaults)") -> dict:
+    """One `domainft run` of the finance recipe on FPB 50Agree in its own process; its metrics."""
+    run_dir = OUT / run_name
     cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / "finance_sentiment.yaml"),
            "--quiet", "--set", f"data.path={FPB}", "--set", f"output.dir={run_dir}",
            "--set", "output.overwrite=true", *[a for o in overrides for a in ("--set", o)]]
     subprocess.run(cmd, check=True, cwd=ROOT)
     m = json.loads((run_dir / "metrics.json").read_text())
-    return {"tool": "domainft run (recipe defaults)", "test_accuracy": m["test"]["accuracy"],
+    return {"tool": tool, "test_accuracy": m["test"]["accuracy"],
             "test_macro_f1": m["test"]["macro_f1"], "train_wall_s": m["train"]["wall_time_s"],
-            "peak_rss_mb": m["train"]["peak_rss_mb"], "epochs": m["train"]["epochs_run"]}
+            "peak_rss_mb": m["train"]["peak_rss_mb"], "epochs": m["train"]["epochs_run"],
+            "lr": m["train"]["lr"], "trainable_params": m["run"]["trainable_params"],
+            "total_params": m["run"]["total_params"], "saved_mb": m["run"]["saved_mb"]}
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from domainft import __version__
 from domainft.atomic import staged_dir, write_text
 from domainft.bases import resolve_base
 from domainft.errors import DomainftError
-from domainft.methods import count_parameters, get_method
+from domainft.methods import artefact_size, count_parameters, get_method
 from domainft.model import TrainedModel, build_model, save_model
 from domainft.recipe import Recipe
 from domainft.report import print_summary, write_metrics
@@ -76,8 +76,9 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     if not resume:
         write_text(run_dir / RECIPE_FILE, recipe.to_yaml())
     weights = task.class_weights(data.train, data.labels, recipe.train.class_weights)
+    lr = recipe.train.lr or method.default_lr
     trainer = build_trainer(recipe, task, model, tokenizer, encoded, run_dir / "checkpoints",
-                            task.loss_function(weights), progress, echo, callbacks)
+                            task.loss_function(weights), lr, progress, echo, callbacks)
     if checkpoint:
         echo(f"resuming from {checkpoint}")
     started = time.perf_counter()
@@ -89,7 +90,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         "run": {"name": recipe.name, "task": task.name, "base": base.describe(), "method": method.name,
                 "trainable_params": trainable, "total_params": total, "domainft_version": __version__},
         "data": {**data.report, "labels": data.labels, "truncated": truncated},
-        "train": _train_stats(state, recipe, len(data.train), wall, checkpoint is not None),
+        "train": {"lr": lr, **_train_stats(state, recipe, len(data.train), wall, checkpoint is not None)},
     }
     for split in ("validation", "test"):
         if split in encoded:
@@ -103,6 +104,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     model_dir = run_dir / "model"
     with staged_dir(model_dir) as tmp:
         save_model(method, trainer.model, tokenizer, tmp, manifest)
+    metrics["run"]["saved_mb"] = round(artefact_size(model_dir) / 2**20, 2)
     write_metrics(run_dir / METRICS_FILE, metrics)
     if not recipe.output.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

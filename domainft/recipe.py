@@ -99,7 +99,8 @@ class TrainSpec(Section):
     epochs: float = Field(8, gt=0, description="upper bound; early stopping usually ends sooner")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-4, gt=0, lt=1)
+    lr: float | None = Field(None, gt=0, lt=1, description="default: the tuning method's own "
+                             "(full 1e-4, freeze 2e-4, lora 5e-4, adapter 1e-3)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
@@ -142,7 +143,20 @@ def _tuning_options(value: Any) -> TuningOptions:
     except ValidationError as e:
         err = e.errors()[0]
         path = ".".join(["tuning", *map(str, err["loc"])])
+        if err["type"] == "extra_forbidden" and _owners(str(err["loc"][-1])):
+            raise _field_error(path, _foreign_option(str(err["loc"][-1]), method, options_cls)) from None
         raise _field_error(path, _describe(err, options_cls, err["loc"])) from None
+
+
+def _foreign_option(option: str, method: str, options_cls) -> str:
+    """A tuning option the chosen method does not take: say which method it belongs to."""
+    own = ", ".join(f for f in options_cls.model_fields if f != "method") or "none"
+    return (f"not an option of tuning.method={method} (its options: {own}); it is an option of "
+            f"tuning.method={' / '.join(_owners(option))}")
+
+
+def _owners(option: str) -> list[str]:
+    return [name for name in METHODS.names() if option in METHODS.get(name).Options.model_fields]
 
 
 class Recipe(Section):

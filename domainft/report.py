@@ -19,7 +19,7 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     info, train = metrics["run"], metrics["train"]
     console.print(f"\n[bold]domainft run[/bold] {info['name']}: {info['task']} on {info['base']}, "
                   f"tuning {info['method']} ({info['trainable_params']:,} of {info['total_params']:,} "
-                  "parameters trained)")
+                  f"parameters trained, lr {train['lr']:g}; model saved in {info['saved_mb']:.1f} MB)")
     d = metrics["data"]
     counts = d["counts"]
     extra = ""

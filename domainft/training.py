@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from domainft.tasks import Task
 
 
-def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool):
+def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool, lr: float):
     from transformers import TrainingArguments
 
     t = recipe.train
@@ -25,7 +25,7 @@ def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, pro
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.eval_batch_size,
         gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.lr,
+        learning_rate=lr,
         weight_decay=t.weight_decay,
         warmup_ratio=t.warmup_ratio,
         lr_scheduler_type=t.scheduler,
@@ -54,11 +54,12 @@ def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, pro
 
 
 def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
-                  loss_function: Callable | None, progress: bool = True, echo=print, extra_callbacks=()):
+                  loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
+                  extra_callbacks=()):
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    args = training_arguments(recipe, task, checkpoint_dir, progress)
+    args = training_arguments(recipe, task, checkpoint_dir, progress, lr)
     es = recipe.train.early_stopping
     callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:

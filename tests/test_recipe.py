@@ -39,11 +39,11 @@ def test_early_stopping_metric_must_be_reported():
 
 def test_method_options_validated_per_method():
     msg = problems({"data": DATA, "tuning": {"method": "full", "r": 8}})
-    assert "tuning.r: unknown field" in msg
+    assert "tuning.r: not an option of tuning.method=full (its options: none); it is an option of tuning.method=lora" in msg
     msg = problems({"data": DATA, "tuning": {"method": "lora", "r": 0}})
     assert "tuning.r: Input should be greater than or equal to 1" in msg
     msg = problems({"data": DATA, "tuning": {"method": "prefix"}})
-    assert "tuning.method: 'prefix' is not a tuning method; choose one of: full, lora" in msg
+    assert "tuning.method: 'prefix' is not a tuning method; choose one of: adapter, freeze, full, lora" in msg
 
 
 def test_data_needs_one_source():

@@ -1,5 +1,5 @@
 """Tuning methods, one module each, found by name (`tuning.method` in a recipe)."""
-from domainft.methods.base import ModelContext, TuningMethod, TuningOptions, count_parameters
+from domainft.methods.base import ModelContext, TuningMethod, TuningOptions, artefact_size, count_parameters
 from domainft.registry import Registry
 
 METHODS: Registry[type[TuningMethod]] = Registry("tuning method")
@@ -20,9 +20,9 @@ def get_method(name: str) -> type[TuningMethod]:
 
 
 # Built-in methods register themselves on import.
-from domainft.methods import full, lora  # noqa: E402,F401
+from domainft.methods import adapter, freeze, full, lora  # noqa: E402,F401
 
 __all__ = [
-    "METHODS", "ModelContext", "TuningMethod", "TuningOptions", "count_parameters",
+    "METHODS", "ModelContext", "TuningMethod", "TuningOptions", "artefact_size", "count_parameters",
     "get_method", "register_method",
 ]

@@ -33,6 +33,8 @@ class TuningMethod:
 
     name: ClassVar[str]
     Options: ClassVar[type[TuningOptions]] = TuningOptions
+    # Used when the recipe leaves train.lr unset: methods that train fewer weights want a larger step.
+    default_lr: ClassVar[float] = 1e-4
 
     def __init__(self, options: TuningOptions):
         self.options = options
@@ -53,7 +55,7 @@ class TuningMethod:
         raise NotImplementedError
 
     def to_plain(self, model) -> "PreTrainedModel":
-        """A plain transformers model computing the same function (for export)."""
+        """A transformers model computing the same function, for export; leaves `model` as it is."""
         return model
 
 
@@ -62,3 +64,8 @@ def count_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def artefact_size(path: Path) -> int:
+    """Bytes on disk under `path` (the saved model directory)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

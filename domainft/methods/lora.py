@@ -46,6 +46,7 @@ def default_targets(model_type: str) -> list[str] | str:
 @register_method("lora")
 class LoraTuning(TuningMethod):
     Options = LoraOptions
+    default_lr = 5e-4
 
     def config(self, ctx: ModelContext):
         from peft import LoraConfig
@@ -80,4 +81,7 @@ class LoraTuning(TuningMethod):
         return PeftModel.from_pretrained(base, model_dir, is_trainable=False)
 
     def to_plain(self, model):
-        return model.merge_and_unload()
+        import copy
+
+        # Merge into a copy: the tuned model stays usable (and saveable) as a PeftModel.
+        return copy.deepcopy(model).merge_and_unload()
