@@ -26,6 +26,10 @@ def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path, revision=revision,
                                                   trust_remote_code=trust_remote_code)
+        if task.words_as_input and getattr(tokenizer, "add_prefix_space", None) is False:
+            # Byte-level BPE (RoBERTa) marks word starts with a space: words fed one by one need it.
+            tokenizer = AutoTokenizer.from_pretrained(base.path, revision=revision, add_prefix_space=True,
+                                                      trust_remote_code=trust_remote_code)
         model, info = task.model_class.from_pretrained(
             base.path, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=True,
             num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
@@ -72,14 +76,9 @@ class TrainedModel:
         return list(self.manifest["labels"])
 
     def predict(self, texts: list[str] | str, batch_size: int = 32) -> list[dict]:
-        """[{'label', 'score', 'scores'}] per text. Texts longer than max_length are truncated."""
-        if isinstance(texts, str):
-            texts = [texts]
-        id2label = dict(enumerate(self.labels))
-        results: list[dict] = []
-        for start in range(0, len(texts), batch_size):
-            results.extend(self.task.decode(self.logits(texts[start:start + batch_size]), id2label))
-        return results
+        """One dict per text. Classification: {'label', 'score', 'scores'}; ner: {'entities':
+        [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'}."""
+        return self.task.predict(self, texts, batch_size)
 
     def logits(self, texts: list[str]):
         """Raw logits (numpy) for one batch of texts."""

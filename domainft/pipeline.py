@@ -59,12 +59,12 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         echo(f"new modules (random init, always trained): {', '.join(ctx.new_modules)}")
     label2id = {label: i for i, label in enumerate(data.labels)}
     max_length = recipe.data.max_length
-    encoded = {name: task.encode(exs, tokenizer, label2id, max_length)
+    encoded = {name: task.encode(exs, tokenizer, label2id, recipe.data)
                for name, exs in data.splits().items() if exs}
-    truncated = {name: task.count_truncated(exs, tokenizer, max_length)
+    truncated = {name: task.count_truncated(exs, tokenizer, recipe.data, encoded[name])
                  for name, exs in data.splits().items() if exs}
     if any(truncated.values()):
-        echo(f"truncated to {max_length} tokens (data.max_length): " +
+        echo(f"longer than {max_length} tokens, {task.long_input_note}: " +
              ", ".join(f"{k} {v}" for k, v in truncated.items()))
 
     model = method.prepare(model, ctx)
@@ -95,11 +95,12 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     for split in ("validation", "test"):
         if split in encoded:
             out = trainer.predict(encoded[split], metric_key_prefix=split)
-            metrics[split] = {**task.report(out.predictions, out.label_ids, data.labels),
+            metrics[split] = {**task.report(out.predictions, out.label_ids, data.labels, encoded[split]),
                               "loss": float(out.metrics[f"{split}_loss"])}
 
     manifest = {"domainft_version": __version__, "task": task.name, "labels": data.labels,
-                "max_length": max_length, "tuning": recipe.tuning.model_dump(mode="json"),
+                "max_length": max_length, "stride": recipe.data.stride,
+                "tuning": recipe.tuning.model_dump(mode="json"),
                 "base": {"requested": base.requested, "path": base.path, "source": base.source}}
     model_dir = run_dir / "model"
     with staged_dir(model_dir) as tmp:

@@ -62,8 +62,9 @@ class SplitSpec(Section):
 
 
 class DataSpec(Section):
-    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank"] = "auto"
-    path: Path | None = Field(None, description="one file, split by `split`")
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll"] = "auto"
+    path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
+                                                "directory with train/devel/test files")
     train: Path | None = None
     validation: Path | None = None
     test: Path | None = None
@@ -74,7 +75,15 @@ class DataSpec(Section):
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
     dedup: bool = True
-    max_length: int = Field(128, ge=8, le=8192, description="tokens; longer texts are truncated")
+    max_length: int = Field(128, ge=8, le=8192, description="tokens; classification truncates longer "
+                            "texts, ner splits them into overlapping windows")
+    # ner only
+    conll_tag_index: int = Field(-1, description="CoNLL column holding the tag (0 = the token)")
+    tokens_column: str = Field("tokens", description="JSONL key of the token list (ner)")
+    tags_column: str = Field("tags", description="JSONL key of the tag list (ner)")
+    scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
+    repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
+    stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSpec":
@@ -85,11 +94,14 @@ class DataSpec(Section):
             raise ValueError("`validation`/`test` files go with `train`, not with `path`")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("`labels` lists a label twice")
+        if self.stride > self.max_length // 2:
+            raise ValueError(f"`stride` ({self.stride}) must be at most half of `max_length` "
+                             f"({self.max_length}) so that windows advance")
         return self
 
 
 class EarlyStoppingSpec(Section):
-    metric: str = "macro_f1"
+    metric: str | None = Field(None, description="default: the task's main metric (macro_f1; ner: f1)")
     patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
     enabled: bool = True
@@ -189,6 +201,8 @@ class Recipe(Section):
 
         task = TASKS.get(self.task)
         es = self.train.early_stopping
+        if es.metric is None:
+            es.metric = task.default_metric
         if es.metric not in task.metric_names:
             raise _field_error("train.early_stopping.metric",
                                f"{es.metric!r} is not a metric this task reports; choose one of: "

@@ -33,11 +33,14 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
                   f"best {train['best_metric_name']} {train['best_metric']:.4f} at step {train['best_step']}, "
                   f"{train['examples_per_s']:.1f} examples/s, peak memory {train['peak_rss_mb']:.0f} MB")
 
+    from domainft.tasks import get_task
+
+    columns = get_task(info["task"]).summary_columns
     table = Table(title="Evaluation (best checkpoint)")
     table.add_column("split")
     table.add_column("n", justify="right")
-    table.add_column("accuracy", justify="right")
-    table.add_column("macro-F1", justify="right")
+    for title, _ in columns:
+        table.add_column(title, justify="right")
     labels = list(metrics["validation"]["per_class"])
     for label in labels:
         table.add_column(f"F1 {label}", justify="right")
@@ -45,7 +48,7 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
         m = metrics.get(split)
         if not m:
             continue
-        table.add_row(split, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
+        table.add_row(split, str(m["n"]), *(f"{m[key]:.4f}" for _, key in columns),
                       *(f"{m['per_class'][label]['f1']:.4f}" for label in labels))
     console.print(table)
     console.print(f"run directory: {run_dir}  (model/, metrics.json, recipe.yaml)")

@@ -53,10 +53,23 @@ def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, pro
     )
 
 
+def _sequential_eval_trainer():
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class SequentialEvalTrainer(Trainer):
+        """Evaluation and prediction keep dataset order (transformers also length-groups them when
+        group_by_length is on), so metrics can map rows back to sentences and windows."""
+
+        def _get_eval_sampler(self, eval_dataset):
+            return SequentialSampler(eval_dataset) if eval_dataset is not None else None
+
+    return SequentialEvalTrainer
+
+
 def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
                   extra_callbacks=()):
-    from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     args = training_arguments(recipe, task, checkpoint_dir, progress, lr)
@@ -64,14 +77,14 @@ def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: di
     callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:
         callbacks.append(EarlyStopping(es.metric, task.greater_is_better(es.metric), es.patience, es.min_delta))
-    trainer = Trainer(
+    trainer = _sequential_eval_trainer()(
         model=model,
         args=args,
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer),
-        compute_metrics=task.compute_metrics,
+        compute_metrics=task.metrics_for(datasets["validation"], _labels(model)),
         compute_loss_func=loss_function,
         callbacks=callbacks,
     )
@@ -81,6 +94,11 @@ def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: di
     if progress:
         trainer.add_callback(QuietProgressCallback)
     return trainer
+
+
+def _labels(model) -> list[str]:
+    id2label = model.config.id2label
+    return [id2label[i] for i in range(len(id2label))]
 
 
 def last_checkpoint(checkpoint_dir: Path) -> str | None:

@@ -69,3 +69,19 @@ def _split(index, labels, fraction, seed, stratify):
         )
     except ValueError as e:  # e.g. fraction too small to hold one example per class
         raise DataError(f"cannot split the data as data.split asks: {e}") from None
+
+
+def seeded_split(items: list, validation: float, test: float, seed: int) -> tuple[list, list, list]:
+    """Shuffle with `seed` and cut: (train, validation, test). For items without one label
+    (NER sentences), where stratifying does not apply."""
+    import random
+
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(validation * len(items))) if validation else 0
+    n_test = max(1, round(test * len(items))) if test else 0
+    if n_val + n_test >= len(items):
+        raise DataError(f"only {len(items)} sentences: too few to carve validation and test sets from "
+                        "them; give data.validation / data.test files or more data")
+    pick = lambda idx: [items[i] for i in sorted(idx)]  # noqa: E731 - keep file order inside a split
+    return (pick(order[n_val + n_test:]), pick(order[:n_val]), pick(order[n_val:n_val + n_test]))

@@ -18,6 +18,6 @@ def get_task(name: str) -> Task:
     return TASKS.get(name)
 
 
-from domainft.tasks import classification  # noqa: E402,F401
+from domainft.tasks import classification, ner  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "get_task", "register_task"]

@@ -7,7 +7,11 @@ from typing import ClassVar
 class Task:
     name: ClassVar[str]
     metric_names: ClassVar[tuple[str, ...]]  # what evaluation reports; early stopping picks one
+    default_metric: ClassVar[str]  # early stopping's metric unless the recipe names another
     peft_task_type: ClassVar[str]
+    long_input_note: ClassVar[str]  # what happens to inputs longer than data.max_length
+    summary_columns: ClassVar[list[tuple[str, str]]]  # (title, metric) shown in the run summary
+    words_as_input: ClassVar[bool] = False  # inputs are pre-split words (token classification)
 
     def greater_is_better(self, metric: str) -> bool:
         return metric != "loss"

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 @register_task("classification")
 class ClassificationTask(Task):
     metric_names = ("accuracy", "macro_f1", "weighted_f1", "loss")
+    default_metric = "macro_f1"
     peft_task_type = "SEQ_CLS"
+    long_input_note = "truncated to data.max_length tokens"
+    summary_columns = [("accuracy", "accuracy"), ("macro-F1", "macro_f1")]
 
     @property
     def model_class(self):
@@ -28,18 +31,18 @@ class ClassificationTask(Task):
     def load_data(self, spec: "DataSpec") -> DataBundle:
         return prepare_examples(spec)
 
-    def encode(self, examples: list[Example], tokenizer, label2id: dict[str, int], max_length: int):
+    def encode(self, examples: list[Example], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
         """Tokenize without padding (the collator pads each batch to its own longest text)."""
         from datasets import Dataset
 
-        enc = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+        enc = tokenizer([e.text for e in examples], truncation=True, max_length=spec.max_length)
         columns = dict(enc)
         columns["labels"] = [label2id[e.label] for e in examples]
         return Dataset.from_dict(columns)
 
-    def count_truncated(self, examples: list[Example], tokenizer, max_length: int) -> int:
+    def count_truncated(self, examples: list[Example], tokenizer, spec: "DataSpec", encoded) -> int:
         lengths = [len(ids) for ids in tokenizer([e.text for e in examples])["input_ids"]]
-        return sum(n > max_length for n in lengths)
+        return sum(n > spec.max_length for n in lengths)
 
     def collator(self, tokenizer):
         from transformers import DataCollatorWithPadding
@@ -67,11 +70,11 @@ class ClassificationTask(Task):
 
         return weighted_cross_entropy
 
-    def compute_metrics(self, eval_pred) -> dict[str, float]:
+    def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
-        return _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
+        return lambda eval_pred: _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
 
-    def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict:
+    def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str], dataset=None) -> dict:
         """Full evaluation: scalar metrics, per-class precision/recall/F1, confusion matrix."""
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -90,6 +93,16 @@ class ClassificationTask(Task):
                 "matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
             },
         }
+
+    def predict(self, trained, texts, batch_size: int = 32) -> list[dict]:
+        """[{'label', 'score', 'scores'}] per text. Texts longer than max_length are truncated."""
+        if isinstance(texts, str):
+            texts = [texts]
+        id2label = dict(enumerate(trained.labels))
+        results: list[dict] = []
+        for start in range(0, len(texts), batch_size):
+            results.extend(self.decode(trained.logits(texts[start:start + batch_size]), id2label))
+        return results
 
     def decode(self, logits: np.ndarray, id2label: dict[int, str]) -> list[dict]:
         """Logits -> [{'label', 'score', 'scores'}] with softmax probabilities."""

@@ -1,0 +1,258 @@
+"""Token-tagged data for NER: CoNLL column files and JSONL, tag schemes converted to IOB2.
+
+CoNLL: one token per line with its tag in a chosen column (default: the last), a blank line between
+sentences, `-DOCSTART-` lines ignored. JSONL: one sentence per line, `{"tokens": [...], "tags": [...]}`.
+Schemes IOB1, IOB2 (BIO), BIOES and BILOU are read and converted to IOB2, the scheme the model is
+trained on and seqeval scores in strict mode. Malformed tags are errors naming file and line; the one
+repair offered (`data.repair_tags`: an I-X that opens an entity becomes B-X) is counted in the report.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from domainft.data.readers import read_text
+from domainft.errors import DataError
+
+if TYPE_CHECKING:
+    from domainft.recipe import DataSpec
+
+SCHEMES = ("iob2", "iob1", "bioes", "bilou")
+NER_FORMATS = ("conll", "jsonl")
+# File names looked for when data.path is a directory (NCBI-disease / CoNLL-2003 conventions).
+SPLIT_NAMES = {"train": ("train",), "validation": ("devel", "dev", "valid", "validation"), "test": ("test",)}
+
+
+@dataclass
+class Sentence:
+    words: list[str]
+    tags: list[str]
+    source: str
+    line: int  # 1-based line of the first token (CoNLL) or of the record (JSONL)
+    token_per_line: bool = True
+
+    def where(self, token: int = 0) -> str:
+        if self.token_per_line:
+            return f"{self.source} line {self.line + token}"
+        return f"{self.source} line {self.line} (token {token + 1})"
+
+
+@dataclass
+class NerBundle:
+    train: list[Sentence]
+    validation: list[Sentence]
+    test: list[Sentence]
+    labels: list[str]  # IOB2 tags, "O" first
+    report: dict = field(default_factory=dict)
+
+    def splits(self) -> dict[str, list[Sentence]]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+def read_conll(path: Path, tag_index: int = -1, encoding: str = "utf-8") -> list[Sentence]:
+    text = read_text(path, encoding)
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    start = 0
+    width = None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("-DOCSTART-"):
+            if words:
+                sentences.append(Sentence(words, tags, str(path), start))
+            words, tags = [], []
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        if len(cols) < 2:
+            raise DataError(f"{path} line {lineno}: expected a token and a tag separated by a tab or "
+                            f"spaces, found {raw!r}; every non-blank line needs its tag")
+        if width is None:
+            width = len(cols)
+        elif len(cols) != width:
+            raise DataError(f"{path} line {lineno}: {len(cols)} columns, but the file's first token "
+                            f"line has {width}; check for stray spaces inside a token or a missing tag")
+        try:
+            tag = cols[tag_index]
+        except IndexError:
+            raise DataError(f"{path} line {lineno}: no column {tag_index} (data.conll_tag_index); "
+                            f"the line has {len(cols)}") from None
+        if not words:
+            start = lineno
+        words.append(cols[0])
+        tags.append(tag)
+    if words:
+        sentences.append(Sentence(words, tags, str(path), start))
+    if not sentences:
+        raise DataError(f"{path}: no sentences found (expected `token<TAB>tag` lines separated by blank lines)")
+    return sentences
+
+
+def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8") -> list[Sentence]:
+    sentences = []
+    for lineno, raw in enumerate(read_text(path, encoding).splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {lineno}: not valid JSON ({e.msg})") from None
+        for key in (tokens_key, tags_key):
+            if key not in record:
+                raise DataError(f"{path} line {lineno}: no {key!r} key (keys: {', '.join(record)}); set "
+                                "data.tokens_column / data.tags_column to the names your file uses")
+        words, tags = record[tokens_key], record[tags_key]
+        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+            raise DataError(f"{path} line {lineno}: {tokens_key!r} and {tags_key!r} must be lists of "
+                            f"the same length (got {_length(words)} and {_length(tags)})")
+        if any(not isinstance(t, str) for t in tags):
+            raise DataError(f"{path} line {lineno}: tags must be strings such as 'B-Disease' "
+                            "(integer tag ids need the label names; map them first)")
+        if words:
+            sentences.append(Sentence([str(w) for w in words], list(tags), str(path), lineno, False))
+    if not sentences:
+        raise DataError(f"{path}: no sentences found")
+    return sentences
+
+
+def _length(value) -> str:
+    return str(len(value)) if isinstance(value, list) else type(value).__name__
+
+
+# --- schemes ---------------------------------------------------------------------------------
+
+def _split_tag(tag: str, where: str) -> tuple[str, str | None]:
+    if tag == "O":
+        return "O", None
+    prefix, sep, etype = tag.partition("-")
+    if not sep or not etype or prefix not in {"B", "I", "E", "S", "L", "U"}:
+        raise DataError(f"{where}: tag {tag!r} is not O or PREFIX-TYPE (B-Disease, I-Disease, ...)")
+    return prefix, etype
+
+
+def to_iob2(sentence: Sentence, scheme: str, repair: bool) -> tuple[list[str], int]:
+    """The sentence's tags in IOB2, and how many I- tags were repaired to B-."""
+    out: list[str] = []
+    repaired = 0
+    prev_prefix, prev_type = "O", None
+    for i, tag in enumerate(sentence.tags):
+        where = sentence.where(i)
+        prefix, etype = _split_tag(tag, where)
+        if scheme in ("bioes", "bilou"):
+            prefix = {"E": "I", "L": "I", "S": "B", "U": "B"}.get(prefix, prefix)
+        elif prefix in {"E", "S", "L", "U"}:
+            raise DataError(f"{where}: tag {tag!r} belongs to BIOES/BILOU, but data.scheme is {scheme}; "
+                            "set data.scheme to bioes or bilou")
+        inside = prev_prefix in ("B", "I") and prev_type == etype
+        if prefix == "I" and not inside:
+            if scheme == "iob1":
+                prefix = "B"  # IOB1: I- opens an entity unless it follows one of the same type
+            elif repair:
+                prefix, repaired = "B", repaired + 1
+            else:
+                before = "O" if prev_prefix == "O" else f"{prev_prefix}-{prev_type}"
+                raise DataError(
+                    f"{where}: {tag!r} follows {before!r} (or opens the sentence); in {scheme.upper()} an "
+                    f"entity starts with B-. If the file is IOB1, set data.scheme: iob1; to turn such "
+                    f"tags into B-{etype}, set data.repair_tags: true (the count is reported)")
+        out.append("O" if prefix == "O" else f"{prefix}-{etype}")
+        prev_prefix, prev_type = prefix, etype
+    return out, repaired
+
+
+# --- from the recipe to a bundle --------------------------------------------------------------
+
+def split_files(directory: Path) -> dict[str, Path]:
+    """train / validation / test files in a corpus directory, by their usual names."""
+    if not directory.is_dir():
+        raise DataError(f"data.path: {directory} is not a directory")
+    found: dict[str, Path] = {}
+    for split, stems in SPLIT_NAMES.items():
+        for f in sorted(directory.iterdir()):
+            if f.is_file() and f.stem.lower() in stems and f.suffix.lower() in (".tsv", ".txt", ".conll", ".iob", ".jsonl", ".json"):
+                found.setdefault(split, f)
+    if "train" not in found:
+        raise DataError(f"data.path: {directory} holds no train file (train.tsv, train.txt, train.conll "
+                        "or train.jsonl); give data.train (and data.validation, data.test) instead")
+    return found
+
+
+def prepare_sentences(spec: "DataSpec") -> NerBundle:
+    from domainft.data.splits import seeded_split
+
+    files: dict[str, Path] = {}
+    if spec.path is not None:
+        if Path(spec.path).is_dir():
+            files = split_files(Path(spec.path))
+        else:
+            files = {"train": Path(spec.path)}
+    else:
+        files = {k: Path(v) for k, v in (("train", spec.train), ("validation", spec.validation),
+                                           ("test", spec.test)) if v is not None}
+    report: dict = {"files": {k: str(v) for k, v in files.items()}, "scheme": spec.scheme, "tags_repaired": 0}
+    splits = {name: _read(path, spec, report) for name, path in files.items()}
+    if "validation" not in splits:  # carve it from train, seeded; the test file stays untouched
+        s = spec.split
+        test_share = s.test if "test" not in splits and spec.path is not None else 0.0
+        train, validation, test = seeded_split(splits["train"], s.validation, test_share, s.seed)
+        splits.update(train=train, validation=validation)
+        if test_share:
+            splits["test"] = test
+        report["split"] = f"validation{' and test' if test_share else ''} carved from train (seed {s.seed})"
+    train, validation, test = splits["train"], splits["validation"], splits.get("test", [])
+    labels = _label_set(spec.labels, train, validation + test)
+    report["counts"] = {"train": len(train), "validation": len(validation), "test": len(test)}
+    report["train_entity_counts"] = dict(sorted(Counter(
+        t[2:] for s in train for t in s.tags if t.startswith("B-")).items()))
+    return NerBundle(train, validation, test, labels, report)
+
+
+def _read(path: Path, spec: "DataSpec", report: dict) -> list[Sentence]:
+    fmt = spec.format
+    if fmt == "auto":
+        fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "conll"
+    if fmt not in NER_FORMATS:
+        raise DataError(f"data.format: {fmt!r} is not a format for task ner; choose one of: "
+                        f"{', '.join(NER_FORMATS)} (or auto)")
+    encoding = spec.encoding or "utf-8"
+    if fmt == "conll":
+        sentences = read_conll(path, spec.conll_tag_index, encoding)
+    else:
+        sentences = read_ner_jsonl(path, spec.tokens_column, spec.tags_column, encoding)
+    for s in sentences:
+        for i, w in enumerate(s.words):
+            if not w.strip():
+                raise DataError(f"{s.where(i)}: empty token; remove the line or give it text")
+        s.tags, repaired = to_iob2(s, spec.scheme, spec.repair_tags)
+        report["tags_repaired"] += repaired
+    return sentences
+
+
+def _label_set(given: list[str] | None, train: list[Sentence], rest: list[Sentence]) -> list[str]:
+    seen_train = {t for s in train for t in s.tags}
+    if given is not None:
+        allowed = set(given) | {"O"}
+        for s in train + rest:
+            for i, t in enumerate(s.tags):
+                if t not in allowed:
+                    raise DataError(f"{s.where(i)}: tag {t!r} is not in data.labels "
+                                    f"({', '.join(given)}); add it there or fix the tag")
+        labels = ["O", *[t for t in given if t != "O"]]
+    else:
+        # Every type needs its I- tag too, or an entity longer than one word cannot be predicted.
+        tags = seen_train | {f"I-{t[2:]}" for t in seen_train if t.startswith("B-")}
+        labels = ["O", *sorted(tags - {"O"}, key=lambda t: (t[2:], t[0]))]
+    for t in list(labels):
+        if t.startswith("B-") and f"I-{t[2:]}" not in labels:
+            labels.append(f"I-{t[2:]}")
+    for s in rest:
+        for i, t in enumerate(s.tags):
+            if t not in labels:
+                raise DataError(f"{s.where(i)}: tag {t!r} never occurs in the training data, so the "
+                                "model cannot learn it; add training examples or fix the tag")
+    return labels

@@ -1,0 +1,270 @@
+"""Named-entity recognition: token-classification head, IOB2 tags, entity-level seqeval scores.
+
+Only the first subword of each word carries its tag in the loss; predictions come back per word.
+Sentences longer than the window are split into overlapping windows and merged (tasks/windows.py).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from domainft.data.ner import NerBundle, Sentence, prepare_sentences
+from domainft.tasks import register_task
+from domainft.tasks.base import Task
+from domainft.tasks.windows import best_window, plan_windows
+
+if TYPE_CHECKING:
+    from domainft.recipe import DataSpec
+
+IGNORE = -100
+# Free text -> words the way biomedical and CoNLL corpora are tokenized: runs of letters/digits,
+# and each other non-space character alone ("Selegiline-induced" -> Selegiline, -, induced).
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+@register_task("ner")
+class NerTask(Task):
+    metric_names = ("f1", "precision", "recall", "accuracy", "loss")
+    default_metric = "f1"
+    peft_task_type = "TOKEN_CLS"
+    long_input_note = "split into overlapping windows (data.max_length, data.stride)"
+    words_as_input = True
+    summary_columns = [("precision", "precision"), ("recall", "recall"), ("entity F1", "f1")]
+
+    @property
+    def model_class(self):
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
+
+    def load_data(self, spec: "DataSpec") -> NerBundle:
+        return prepare_sentences(spec)
+
+    # --- encoding ------------------------------------------------------------------------
+
+    def encode(self, sentences: list[Sentence], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
+        from datasets import Dataset
+
+        columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [],
+                                    "sentence": [], "word_index": []}
+        for k, s in enumerate(sentences):
+            tags = [label2id[t] for t in s.tags]
+            for ids, word_index in encode_words(s.words, tokenizer, spec.max_length, spec.stride):
+                columns["input_ids"].append(ids)
+                columns["attention_mask"].append([1] * len(ids))
+                columns["labels"].append([tags[i] if i >= 0 else IGNORE for i in word_index])
+                columns["sentence"].append(k)
+                columns["word_index"].append(word_index)
+        return Dataset.from_dict(columns)
+
+    def count_truncated(self, sentences: list[Sentence], tokenizer, spec: "DataSpec", encoded) -> int:
+        """Sentences that needed more than one window (nothing is truncated)."""
+        return sum(n > 1 for n in Counter(encoded["sentence"]).values())
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+
+    # --- loss ----------------------------------------------------------------------------
+
+    def class_weights(self, train: list[Sentence], labels: list[str], setting) -> list[float] | None:
+        if setting == "none":
+            return None
+        if setting == "balanced":
+            counts = Counter(t for s in train for t in s.tags)
+            total = sum(counts.values())
+            return [total / (len(labels) * max(counts[label], 1)) for label in labels]
+        return [float(setting.get(label, 1.0)) for label in labels]
+
+    def loss_function(self, weights: list[float] | None):
+        if weights is None:
+            return None
+        import torch
+
+        weight = torch.tensor(weights, dtype=torch.float32)
+
+        def weighted_token_cross_entropy(outputs, labels, num_items_in_batch=None):
+            logits = outputs["logits"]
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                     weight=weight.to(logits.device), ignore_index=IGNORE)
+
+        return weighted_token_cross_entropy
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    def metrics_for(self, dataset, labels: list[str]):
+        def compute(eval_pred) -> dict[str, float]:
+            gold, pred = self._word_tags(eval_pred.predictions, dataset, labels)
+            return _scores(gold, pred)
+
+        return compute
+
+    def report(self, predictions, label_ids, labels: list[str], dataset) -> dict:
+        from seqeval.metrics import classification_report
+        from seqeval.scheme import IOB2
+
+        gold, pred = self._word_tags(predictions, dataset, labels)
+        per_type = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+        types = sorted(k for k in per_type if not k.endswith(" avg"))
+        return {
+            **_scores(gold, pred),
+            "n": len(gold),
+            "entities": int(sum(per_type[t]["support"] for t in types)),
+            "per_class": {t: {"precision": float(per_type[t]["precision"]), "recall": float(per_type[t]["recall"]),
+                              "f1": float(per_type[t]["f1-score"]), "support": int(per_type[t]["support"])}
+                          for t in types},
+        }
+
+    def _word_tags(self, predictions, dataset, labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+        """Gold and predicted IOB2 tags per original word, windows merged."""
+        logits = np.asarray(predictions)
+        word_probs = merge_windows(logits, dataset["sentence"], dataset["word_index"])
+        gold_ids = merge_gold(dataset["labels"], dataset["sentence"], dataset["word_index"])
+        pred = [[labels[int(i)] for i in p.argmax(-1)] for p in word_probs]
+        gold = [[labels[i] for i in g] for g in gold_ids]
+        return gold, pred
+
+    # --- prediction ----------------------------------------------------------------------
+
+    def predict(self, trained, texts, batch_size: int = 32) -> list[dict]:
+        """Per text: {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'}.
+
+        A text is a string (split into words like the training corpora, offsets into it) or a
+        list of words (offsets into the words joined by single spaces).
+        """
+        import torch
+
+        if isinstance(texts, str):
+            texts = [texts]
+        manifest, tokenizer, model = trained.manifest, trained.tokenizer, trained.model
+        labels = trained.labels
+        docs = [_words_with_offsets(t) for t in texts]
+        rows, sentence_of, word_index = [], [], []
+        for k, (words, _, _) in enumerate(docs):
+            for ids, wi in encode_words(words, tokenizer, manifest["max_length"], manifest.get("stride", 32)):
+                rows.append(ids)
+                sentence_of.append(k)
+                word_index.append(wi)
+        model.eval()
+        width = max((len(r) for r in rows), default=0)
+        logits = np.full((len(rows), width, len(labels)), -100.0, dtype=np.float32)
+        pad = tokenizer.pad_token_id or 0
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            n = max(len(r) for r in chunk)
+            ids = torch.tensor([r + [pad] * (n - len(r)) for r in chunk])
+            mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in chunk])
+            with torch.inference_mode():
+                out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+            logits[start:start + len(chunk), :n] = out.float().cpu().numpy()
+        probs = merge_windows(logits, sentence_of, word_index, n_sentences=len(docs))
+        results = []
+        for (words, starts, source), p in zip(docs, probs):
+            z = np.exp(p - p.max(-1, keepdims=True)) if len(p) else p
+            z = z / z.sum(-1, keepdims=True) if len(p) else z
+            tags = [labels[int(i)] for i in z.argmax(-1)] if len(p) else []
+            scores = z.max(-1) if len(p) else []
+            entities = []
+            for etype, a, b in spans(tags):
+                start, end = starts[a], starts[b - 1] + len(words[b - 1])
+                entities.append({"type": etype, "start": start, "end": end, "text": source[start:end],
+                                 "score": float(np.mean(scores[a:b]))})
+            results.append({"entities": entities, "words": words, "tags": tags})
+        return results
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def encode_words(words: list[str], tokenizer, max_length: int, stride: int) -> list[tuple[list[int], list[int]]]:
+    """[(input_ids, word_index)] per window; word_index[p] is the word whose first subword sits at
+    position p, or -1 (special token, later subword)."""
+    pieces = [p or [tokenizer.unk_token_id] for p in tokenizer(words, add_special_tokens=False)["input_ids"]]
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    windows = plan_windows([len(p) for p in pieces], budget, stride)
+    before = _special_prefix_length(tokenizer)
+    out = []
+    for a, b in windows:
+        body, index = [], []
+        for i in range(a, b):
+            piece = pieces[i][:budget]  # only a single word longer than the window is ever cut
+            body += piece
+            index += [i] + [-1] * (len(piece) - 1)
+        ids = tokenizer.build_inputs_with_special_tokens(body)
+        word_index = [-1] * before + index
+        word_index += [-1] * (len(ids) - len(word_index))
+        out.append((ids, word_index))
+    return out
+
+
+def _special_prefix_length(tokenizer) -> int:
+    marker = -7  # an id no vocabulary uses: find where the body starts among the special tokens
+    return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)
+
+
+def merge_windows(logits: np.ndarray, sentence_of, word_index, n_sentences: int | None = None) -> list[np.ndarray]:
+    """Per sentence, an array [words, labels] of logits, each word taken from its best window."""
+    n_sentences = n_sentences if n_sentences is not None else (max(sentence_of) + 1 if len(sentence_of) else 0)
+    by_sentence: list[list[int]] = [[] for _ in range(n_sentences)]
+    for row, k in enumerate(sentence_of):
+        by_sentence[k].append(row)
+    out = []
+    for rows in by_sentence:
+        spans = [(min(i for i in word_index[r] if i >= 0), max(word_index[r]) + 1) for r in rows]
+        n_words = spans[-1][1] if spans else 0
+        words = np.zeros((n_words, logits.shape[-1]), dtype=np.float32)
+        best = best_window(spans) if spans else []
+        for w, r in enumerate(rows):
+            for pos, i in enumerate(word_index[r]):
+                if i >= 0 and best[i] == w:
+                    words[i] = logits[r, pos]
+        out.append(words)
+    return out
+
+
+def merge_gold(label_rows, sentence_of, word_index) -> list[list[int]]:
+    gold: dict[int, dict[int, int]] = {}
+    for labels, k, index in zip(label_rows, sentence_of, word_index):
+        for label, i in zip(labels, index):
+            if i >= 0:
+                gold.setdefault(k, {})[i] = label
+    return [[g[i] for i in range(len(g))] for _, g in sorted(gold.items())]
+
+
+def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {"f1": float(f1_score(gold, pred, **kw)), "precision": float(precision_score(gold, pred, **kw)),
+            "recall": float(recall_score(gold, pred, **kw)), "accuracy": float(accuracy_score(gold, pred))}
+
+
+def spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first_word, end_word) entities from IOB2 tags; an I-X that opens an entity (a model
+    can predict one) starts it, as most decoders do."""
+    out: list[tuple[str, int, int]] = []
+    current: list | None = None
+    for i, tag in enumerate(tags + ["O"]):
+        prefix, _, etype = tag.partition("-")
+        if current and (prefix != "I" or etype != current[0]):
+            out.append((current[0], current[1], i))
+            current = None
+        if prefix in ("B", "I") and current is None:
+            current = [etype, i]
+    return out
+
+
+def _words_with_offsets(text) -> tuple[list[str], list[int], str]:
+    if isinstance(text, (list, tuple)):
+        words = [str(w) for w in text]
+        starts, pos = [], 0
+        for w in words:
+            starts.append(pos)
+            pos += len(w) + 1
+        return words, starts, " ".join(words)
+    matches = list(WORD.finditer(text))
+    return [m.group() for m in matches], [m.start() for m in matches], text
