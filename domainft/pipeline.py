@@ -13,6 +13,7 @@ from domainft import __version__
 from domainft.atomic import staged_dir, write_text
 from domainft.bases import resolve_base
 from domainft.errors import DomainftError
+from domainft.lexicon import fold_new_rows, inject_lexicon, save_new_rows, train_new_rows
 from domainft.methods import artefact_size, count_parameters, get_method
 from domainft.model import TrainedModel, build_model, save_model
 from domainft.recipe import Recipe
@@ -57,6 +58,10 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
                                         recipe.base.trust_remote_code)
     if ctx.new_modules:
         echo(f"new modules (random init, always trained): {', '.join(ctx.new_modules)}")
+    injection = inject_lexicon(recipe.lexicon, task.words(data.train), tokenizer, model)
+    if injection is not None:
+        ctx.new_token_ids = injection.new_ids
+        _echo_lexicon(injection, echo)
     label2id = {label: i for i, label in enumerate(data.labels)}
     max_length = recipe.data.max_length
     encoded = {name: task.encode(exs, tokenizer, label2id, recipe.data)
@@ -67,7 +72,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         echo(f"longer than {max_length} tokens, {task.long_input_note}: " +
              ", ".join(f"{k} {v}" for k, v in truncated.items()))
 
-    model = method.prepare(model, ctx)
+    model = train_new_rows(method.prepare(model, ctx), ctx.new_token_ids)
     trainable, total = count_parameters(model)
     echo(f"tuning: {method.name}, {trainable:,} trainable of {total:,} parameters "
          f"({100 * trainable / total:.2f}%)")
@@ -90,6 +95,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         "run": {"name": recipe.name, "task": task.name, "base": base.describe(), "method": method.name,
                 "trainable_params": trainable, "total_params": total, "domainft_version": __version__},
         "data": {**data.report, "labels": data.labels, "truncated": truncated},
+        **({"lexicon": injection.report()} if injection else {}),
         "train": {"lr": lr, **_train_stats(state, recipe, len(data.train), wall, checkpoint is not None)},
     }
     for split in ("validation", "test"):
@@ -103,8 +109,13 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
                 "tuning": recipe.tuning.model_dump(mode="json"),
                 "base": {"requested": base.requested, "path": base.path, "source": base.source}}
     model_dir = run_dir / "model"
+    if injection is not None:
+        manifest["lexicon"] = {"terms_added": len(injection.added), "sources": injection.sources}
+    fold_new_rows(trainer.model)  # a plain embedding again, the trained rows in it
     with staged_dir(model_dir) as tmp:
         save_model(method, trainer.model, tokenizer, tmp, manifest)
+        if ctx.new_token_ids:
+            save_new_rows(trainer.model, ctx.new_token_ids, tmp)
     metrics["run"]["saved_mb"] = round(artefact_size(model_dir) / 2**20, 2)
     write_metrics(run_dir / METRICS_FILE, metrics)
     if not recipe.output.keep_checkpoints:
@@ -172,6 +183,13 @@ def _train_stats(state, recipe: Recipe, n_train: int, wall: float, resumed: bool
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "log": [entry for entry in state.log_history if "eval_loss" in entry],
     }
+
+
+def _echo_lexicon(injection, echo) -> None:
+    r = injection.report()
+    tpw = r["tokens_per_word"]
+    echo(f"lexicon: {r['terms_added']} terms added as tokens ({r['already_single_tokens']} already single "
+         f"tokens); train tokens per word {tpw['before']} -> {tpw['after']}")
 
 
 def _echo_data(report: dict, echo) -> None:

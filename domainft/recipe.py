@@ -1,6 +1,6 @@
 """The recipe: a validated YAML description of one run.
 
-Sections: task, base, data, tuning, train, output. Unknown keys, wrong types and impossible
+Sections: task, base, data, lexicon, tuning, train, output. Unknown keys, wrong types and impossible
 values are rejected before any work starts, each with its field path and a hint.
 """
 from __future__ import annotations
@@ -132,6 +132,40 @@ class TrainSpec(Section):
         return value
 
 
+class FromDataSpec(Section):
+    """Mine lexicon terms from the training data: words the base tokenizer shreds, seen often."""
+
+    min_pieces: int = Field(3, ge=2, description="a word must split into at least this many subwords")
+    min_count: int = Field(5, ge=1, description="... and occur at least this often in train")
+    max_terms: int = Field(300, ge=1, description="keep the most frequent this many")
+
+
+class LexiconSpec(Section):
+    """Domain terms added to the tokenizer as whole-word tokens with their own embedding rows."""
+
+    files: list[Path] = Field(default_factory=list, description="lexicon files (lexicons/*.txt)")
+    from_data: FromDataSpec | None = Field(None, description="also mine terms from the training data")
+    init: Literal["subword_mean", "description"] = Field(
+        "subword_mean", description="new rows start at the mean of the term's original subword "
+        "embeddings, or of its description's (terms without one use their subwords)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `lexicon: [a.txt, b.txt]` / `lexicon: a.txt` list files; `from_data: true` takes defaults.
+        if isinstance(value, (str, Path)):
+            return {"files": [value]}
+        if isinstance(value, list):
+            return {"files": value}
+        if isinstance(value, Mapping) and isinstance(value.get("from_data"), bool):
+            return {**value, "from_data": {} if value["from_data"] else None}
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.files) or self.from_data is not None
+
+
 class OutputSpec(Section):
     dir: Path | None = Field(None, description="default: runs/<recipe name>")
     overwrite: bool = False
@@ -176,6 +210,7 @@ class Recipe(Section):
     task: str = "classification"
     base: BaseSpec = Field(default_factory=BaseSpec)
     data: DataSpec
+    lexicon: LexiconSpec = Field(default_factory=LexiconSpec)
     # Each method validates its own options (a LoRA option on a full recipe is an error).
     tuning: SerializeAsAny[TuningOptions] = Field(default_factory=lambda: _tuning_options("full"))
     train: TrainSpec = Field(default_factory=TrainSpec)

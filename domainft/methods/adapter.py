@@ -72,10 +72,12 @@ class AdapterTuning(TuningMethod):
         from safetensors.torch import load_file
         from transformers import AutoConfig
 
+        from domainft.lexicon import load_base
+
         config = AutoConfig.from_pretrained(model_dir)
         if hasattr(config, "adapters"):
             del config.adapters  # the adapter setup is rebuilt by load_adapter below
-        model = model_class.from_pretrained(base_path, config=config, use_safetensors=True)
+        model = load_base(model_class, base_path, config, model_dir)
         adapters.init(model)
         model.load_adapter(str(model_dir), load_as=ADAPTER_NAME, use_safetensors=True,
                            set_active=True)

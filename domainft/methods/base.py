@@ -26,6 +26,8 @@ class ModelContext:
     # Modules created fresh for the task (the head, a missing pooler): always trained and saved.
     new_modules: list[str] = field(default_factory=list)
     task_type: str = "SEQ_CLS"  # peft TaskType name
+    # Token ids the lexicon added: their embedding rows are new and must be trained and saved.
+    new_token_ids: list[int] = field(default_factory=list)
 
 
 class TuningMethod:

@@ -6,6 +6,7 @@ saved through `modules_to_save`, so a reloaded model predicts exactly as the tra
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,10 @@ from pydantic import Field
 
 from domainft.methods import register_method
 from domainft.methods.base import ModelContext, TuningMethod, TuningOptions
+
+# Trainer checkpoints of a lexicon-extended model carry the whole resized embedding (peft's "auto"),
+# which is what resuming needs; the final save keeps only the trained rows. Not worth a warning.
+warnings.filterwarnings("ignore", message="Setting `save_embedding_layers` to `True`")
 
 # Linear layers worth adapting, per architecture: attention and feed-forward projections.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -60,6 +65,8 @@ class LoraTuning(TuningMethod):
             target_modules=opts.target_modules or default_targets(ctx.model_type),
             modules_to_save=list(ctx.new_modules),
             exclude_modules=list(ctx.new_modules) or None,
+            # Lexicon tokens: only their rows of the embedding train and are saved (peft TrainableTokens).
+            trainable_token_indices=list(ctx.new_token_ids) or None,
         )
 
     def prepare(self, model, ctx: ModelContext):
@@ -68,7 +75,8 @@ class LoraTuning(TuningMethod):
         return get_peft_model(model, self.config(ctx))
 
     def save(self, model, out_dir: Path) -> None:
-        model.save_pretrained(out_dir, safe_serialization=True)
+        # The lexicon's rows are in the adapter file already; never the whole resized embedding.
+        model.save_pretrained(out_dir, safe_serialization=True, save_embedding_layers=False)
         # The task config (labels, head size) lets the base be rebuilt with the right head.
         model.get_base_model().config.save_pretrained(out_dir)
 
@@ -76,8 +84,9 @@ class LoraTuning(TuningMethod):
         from peft import PeftModel
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(model_dir)
-        base = model_class.from_pretrained(base_path, config=config, use_safetensors=True)
+        from domainft.lexicon import load_base
+
+        base = load_base(model_class, base_path, AutoConfig.from_pretrained(model_dir), model_dir)
         return PeftModel.from_pretrained(base, model_dir, is_trainable=False)
 
     def to_plain(self, model):

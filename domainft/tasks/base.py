@@ -19,3 +19,7 @@ class Task:
     @property
     def model_class(self):
         raise NotImplementedError
+
+    def words(self, examples) -> list[str]:
+        """The words of `examples` in order (lexicon mining, tokens-per-word statistics)."""
+        raise NotImplementedError

@@ -1,6 +1,7 @@
 """Single-label text classification: sequence-classification head, accuracy / F1 metrics."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,9 @@ import numpy as np
 from domainft.data import DataBundle, Example, prepare_examples
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
+
+# Words as a lexicon sees them: letters and digits, hyphenated compounds kept whole.
+WORDS = re.compile(r"\w+(?:-\w+)*")
 
 if TYPE_CHECKING:
     from domainft.recipe import DataSpec
@@ -30,6 +34,9 @@ class ClassificationTask(Task):
 
     def load_data(self, spec: "DataSpec") -> DataBundle:
         return prepare_examples(spec)
+
+    def words(self, examples: list[Example]) -> list[str]:
+        return [w for e in examples for w in WORDS.findall(e.text)]
 
     def encode(self, examples: list[Example], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
         """Tokenize without padding (the collator pads each batch to its own longest text)."""

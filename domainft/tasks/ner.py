@@ -43,6 +43,9 @@ class NerTask(Task):
     def load_data(self, spec: "DataSpec") -> NerBundle:
         return prepare_sentences(spec)
 
+    def words(self, sentences: list[Sentence]) -> list[str]:
+        return [w for s in sentences for w in s.words]
+
     # --- encoding ------------------------------------------------------------------------
 
     def encode(self, sentences: list[Sentence], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
