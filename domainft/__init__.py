@@ -7,8 +7,18 @@
 __version__ = "0.1.0"
 
 from domainft.errors import DomainftError, RecipeError  # noqa: E402
-from domainft.model import load  # noqa: E402
-from domainft.pipeline import RunResult, run  # noqa: E402
-from domainft.recipe import Recipe  # noqa: E402
+
+# Imported on first use: `domainft.serving` must import without torch or transformers.
+_LAZY = {"load": "domainft.model", "run": "domainft.pipeline", "RunResult": "domainft.pipeline",
+         "Recipe": "domainft.recipe"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'domainft' has no attribute {name!r}")
+
 
 __all__ = ["DomainftError", "Recipe", "RecipeError", "RunResult", "load", "run", "__version__"]

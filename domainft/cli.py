@@ -1,4 +1,4 @@
-"""The `domainft` command: run, validate, predict, models."""
+"""The `domainft` command: run, validate, export, predict, models."""
 from __future__ import annotations
 
 import json
@@ -62,17 +62,88 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
 
 
 @app.command()
-def predict(run_dir: Path = typer.Argument(..., help="run directory (or its model/)"),
-            texts: List[str] = typer.Argument(..., help="texts to classify")):
-    """Predict labels for texts with a trained run; prints one JSON object per text."""
-    from domainft.model import load
+def export(run_dir: Path = typer.Argument(..., help="run directory (or its model/)"),
+           out_dir: Optional[Path] = typer.Option(None, "--out", help="bundle directory (default: RUN_DIR/onnx)"),
+           int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help="also write model.int8.onnx"),
+           quantization: Optional[str] = typer.Option(None, help="int8 preset: avx2, avx512, avx512_vnni, arm64"),
+           max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
+           opset: Optional[int] = typer.Option(None, help="ONNX opset")):
+    """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation.
 
+    Settings default to the run's recipe `export:` section; options override them."""
+    from domainft.export import export_run, saved_recipe
+    from domainft.model import model_dir_of
+
+    given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset}
     try:
-        model = load(run_dir)
+        spec = saved_recipe(model_dir_of(run_dir).parent).export
+        spec = _export_spec({**spec.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+        export_run(run_dir, spec, out=out_dir, echo=out.print)
     except DomainftError as e:
         _fail(e)
-    for text, pred in zip(texts, model.predict(texts)):
-        print(json.dumps({"text": text, **pred}))
+
+
+def _export_spec(values: dict):
+    from pydantic import ValidationError
+
+    from domainft.recipe import ExportSpec
+
+    try:
+        return ExportSpec.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise DomainftError(f"export.{'.'.join(map(str, first['loc']))}: {first['msg']} "
+                            f"(got {first.get('input')!r})") from None
+
+
+@app.command()
+def predict(path: Path = typer.Argument(..., help="run directory (or its model/), or an exported bundle"),
+            texts: Optional[List[str]] = typer.Argument(None, help="texts to predict"),
+            input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one text per line, a "
+                                                      'JSON string or {"text": ...} (ner: also a list of words)'),
+            batch_size: int = typer.Option(32, help="texts per model call"),
+            fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists")):
+    """Predict with a trained run or an exported bundle (no torch needed); one JSON object per text."""
+    try:
+        items = list(texts or []) + (_read_inputs(input_file) if input_file else [])
+        if not items:
+            raise DomainftError("predict: give texts as arguments or --input FILE.jsonl")
+        model = _predictor(path, fp32)
+        predictions = model.predict(items, batch_size=batch_size)
+    except DomainftError as e:
+        _fail(e)
+    for text, pred in zip(items, predictions):
+        print(json.dumps({"text": text, **pred}, ensure_ascii=False))
+
+
+def _predictor(path: Path, fp32: bool):
+    from domainft.serving import is_bundle
+
+    if is_bundle(path):
+        from domainft.serving import load as load_bundle
+
+        return load_bundle(path, "fp32" if fp32 else "auto")
+    from domainft.model import load
+
+    return load(path)
+
+
+def _read_inputs(path: Path) -> list:
+    if not path.is_file():
+        raise DomainftError(f"--input: {path} does not exist")
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DomainftError(f"--input: {path} line {n}: not JSON ({e.msg})") from None
+        value = value.get("text") if isinstance(value, dict) else value
+        if not isinstance(value, (str, list)):
+            raise DomainftError(f'--input: {path} line {n}: expected a JSON string or {{"text": ...}}')
+        items.append(value)
+    return items
 
 
 @app.command()

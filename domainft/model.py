@@ -9,6 +9,7 @@ from typing import Any
 from domainft.bases import ResolvedBase, resolve_base
 from domainft.errors import DomainftError
 from domainft.methods import ModelContext, TuningMethod, get_method
+from domainft.serving import BUNDLE_FORMAT
 from domainft.tasks import Task, get_task
 
 MANIFEST = "domainft.json"
@@ -97,6 +98,9 @@ def load(path: str | Path) -> TrainedModel:
 
     model_dir = model_dir_of(path)
     manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format") == BUNDLE_FORMAT:  # an exported bundle shares the manifest's file name
+        raise DomainftError(f"{model_dir} is an exported ONNX bundle; load it with domainft.serving.load "
+                            "(or `domainft predict`), or point at the run directory")
     task = get_task(manifest["task"])
     method_cls = get_method(manifest["tuning"]["method"])
     method = method_cls(method_cls.Options.model_validate(manifest["tuning"]))

@@ -32,6 +32,7 @@ class RunResult:
     metrics: dict
     recipe: Recipe
     model: TrainedModel  # the trained model in memory, as saved in model_dir
+    bundle_dir: Path | None = None  # the ONNX bundle, when the recipe's export is enabled
 
     @property
     def test(self) -> dict:
@@ -122,8 +123,24 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     if progress:
         print_summary(metrics, run_dir)
+    bundle_dir = _export(recipe, run_dir, encoded.get("validation"), metrics, echo) if recipe.export.enabled else None
     trained = TrainedModel(trainer.model, tokenizer, task, manifest)
-    return RunResult(run_dir, model_dir, metrics, recipe, trained)
+    return RunResult(run_dir, model_dir, metrics, recipe, trained, bundle_dir)
+
+
+def _export(recipe: Recipe, run_dir: Path, validation, metrics: dict, echo) -> Path:
+    """The recipe's `export:` section, after the run is saved; its parity figures join metrics.json."""
+    from domainft.export import export_run
+
+    try:
+        result = export_run(run_dir, recipe.export, validation=validation, echo=echo)
+    except DomainftError as e:
+        raise DomainftError(f"{e}\n(the trained run is saved in {run_dir}; `domainft export {run_dir}` "
+                            "retries the export)") from None
+    metrics["export"] = {"dir": str(result.dir), "parity": result.manifest["parity"],
+                         "files": result.manifest["files"]}
+    write_metrics(run_dir / METRICS_FILE, metrics)
+    return result.dir
 
 
 def _check_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> str | None:
@@ -158,8 +175,8 @@ def _differences(a, b, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for key in sorted(set(a) | set(b)):
-            if key == "overwrite" and prefix == "output.":
-                continue
+            if (key == "overwrite" and prefix == "output.") or (key == "export" and not prefix):
+                continue  # neither changes training (export runs after it)
             out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]

@@ -1,6 +1,6 @@
 """The recipe: a validated YAML description of one run.
 
-Sections: task, base, data, lexicon, tuning, train, output. Unknown keys, wrong types and impossible
+Sections: task, base, data, lexicon, tuning, train, output, export. Unknown keys, wrong types and impossible
 values are rejected before any work starts, each with its field path and a hint.
 """
 from __future__ import annotations
@@ -172,6 +172,19 @@ class OutputSpec(Section):
     keep_checkpoints: bool = False
 
 
+class ExportSpec(Section):
+    """ONNX bundle written after training (`domainft export RUN_DIR` does the same later)."""
+
+    enabled: bool = Field(False, description="export after the run finishes")
+    dir: Path | None = Field(None, description="default: <run dir>/onnx")
+    opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph")
+    int8: bool = Field(True, description="also write model.int8.onnx (dynamic int8 quantization)")
+    quantization: Literal["avx2", "avx512", "avx512_vnni", "arm64"] = Field(
+        "avx2", description="instruction set the int8 model is quantized for (optimum's presets)")
+    max_int8_drop: float = Field(1.0, ge=0, le=100, description="points of validation accuracy / "
+                                 "macro-F1 (ner: entity F1) int8 may lose; beyond it no int8 file")
+
+
 def _tuning_options(value: Any) -> TuningOptions:
     if isinstance(value, TuningOptions):
         return value
@@ -215,6 +228,7 @@ class Recipe(Section):
     tuning: SerializeAsAny[TuningOptions] = Field(default_factory=lambda: _tuning_options("full"))
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
 
     @field_validator("tuning", mode="before")
     @classmethod

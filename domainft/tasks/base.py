@@ -12,6 +12,8 @@ class Task:
     long_input_note: ClassVar[str]  # what happens to inputs longer than data.max_length
     summary_columns: ClassVar[list[tuple[str, str]]]  # (title, metric) shown in the run summary
     words_as_input: ClassVar[bool] = False  # inputs are pre-split words (token classification)
+    # Metrics an exported int8 model may lose at most export.max_int8_drop points of.
+    gate_metrics: ClassVar[tuple[str, ...]] = ()
 
     def greater_is_better(self, metric: str) -> bool:
         return metric != "loss"

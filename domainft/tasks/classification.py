@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domainft.data import DataBundle, Example, prepare_examples
+from domainft.decode import label_scores
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
 
@@ -25,6 +26,7 @@ class ClassificationTask(Task):
     peft_task_type = "SEQ_CLS"
     long_input_note = "truncated to data.max_length tokens"
     summary_columns = [("accuracy", "accuracy"), ("macro-F1", "macro_f1")]
+    gate_metrics = ("accuracy", "macro_f1")
 
     @property
     def model_class(self):
@@ -113,17 +115,7 @@ class ClassificationTask(Task):
 
     def decode(self, logits: np.ndarray, id2label: dict[int, str]) -> list[dict]:
         """Logits -> [{'label', 'score', 'scores'}] with softmax probabilities."""
-        z = logits - logits.max(-1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append({
-                "label": id2label[best],
-                "score": float(row[best]),
-                "scores": {id2label[i]: float(v) for i, v in enumerate(row)},
-            })
-        return out
+        return label_scores(logits, id2label)
 
 
 def _scalar_metrics(y_true, y_pred) -> dict[str, float]:

@@ -1,28 +1,25 @@
 """Named-entity recognition: token-classification head, IOB2 tags, entity-level seqeval scores.
 
 Only the first subword of each word carries its tag in the loss; predictions come back per word.
-Sentences longer than the window are split into overlapping windows and merged (tasks/windows.py).
+Sentences longer than the window are split into overlapping windows and merged (domainft/wordwindows.py).
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from domainft.data.ner import NerBundle, Sentence, prepare_sentences
+from domainft.decode import entities, spans  # noqa: F401  (spans: part of this module's API)
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
-from domainft.tasks.windows import best_window, plan_windows
+from domainft.wordwindows import WORD, merge_windows, window_inputs, words_with_offsets  # noqa: F401
 
 if TYPE_CHECKING:
     from domainft.recipe import DataSpec
 
 IGNORE = -100
-# Free text -> words the way biomedical and CoNLL corpora are tokenized: runs of letters/digits,
-# and each other non-space character alone ("Selegiline-induced" -> Selegiline, -, induced).
-WORD = re.compile(r"\w+|[^\w\s]")
 
 
 @register_task("ner")
@@ -33,6 +30,7 @@ class NerTask(Task):
     long_input_note = "split into overlapping windows (data.max_length, data.stride)"
     words_as_input = True
     summary_columns = [("precision", "precision"), ("recall", "recall"), ("entity F1", "f1")]
+    gate_metrics = ("f1",)
 
     @property
     def model_class(self):
@@ -145,7 +143,7 @@ class NerTask(Task):
             texts = [texts]
         manifest, tokenizer, model = trained.manifest, trained.tokenizer, trained.model
         labels = trained.labels
-        docs = [_words_with_offsets(t) for t in texts]
+        docs = [words_with_offsets(t) for t in texts]
         rows, sentence_of, word_index = [], [], []
         for k, (words, _, _) in enumerate(docs):
             for ids, wi in encode_words(words, tokenizer, manifest["max_length"], manifest.get("stride", 32)):
@@ -165,19 +163,7 @@ class NerTask(Task):
                 out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
             logits[start:start + len(chunk), :n] = out.float().cpu().numpy()
         probs = merge_windows(logits, sentence_of, word_index, n_sentences=len(docs))
-        results = []
-        for (words, starts, source), p in zip(docs, probs):
-            z = np.exp(p - p.max(-1, keepdims=True)) if len(p) else p
-            z = z / z.sum(-1, keepdims=True) if len(p) else z
-            tags = [labels[int(i)] for i in z.argmax(-1)] if len(p) else []
-            scores = z.max(-1) if len(p) else []
-            entities = []
-            for etype, a, b in spans(tags):
-                start, end = starts[a], starts[b - 1] + len(words[b - 1])
-                entities.append({"type": etype, "start": start, "end": end, "text": source[start:end],
-                                 "score": float(np.mean(scores[a:b]))})
-            results.append({"entities": entities, "words": words, "tags": tags})
-        return results
+        return [entities(words, starts, source, p, labels) for (words, starts, source), p in zip(docs, probs)]
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -187,45 +173,13 @@ def encode_words(words: list[str], tokenizer, max_length: int, stride: int) -> l
     position p, or -1 (special token, later subword)."""
     pieces = [p or [tokenizer.unk_token_id] for p in tokenizer(words, add_special_tokens=False)["input_ids"]]
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    windows = plan_windows([len(p) for p in pieces], budget, stride)
-    before = _special_prefix_length(tokenizer)
-    out = []
-    for a, b in windows:
-        body, index = [], []
-        for i in range(a, b):
-            piece = pieces[i][:budget]  # only a single word longer than the window is ever cut
-            body += piece
-            index += [i] + [-1] * (len(piece) - 1)
-        ids = tokenizer.build_inputs_with_special_tokens(body)
-        word_index = [-1] * before + index
-        word_index += [-1] * (len(ids) - len(word_index))
-        out.append((ids, word_index))
-    return out
+    return window_inputs(pieces, budget, stride, tokenizer.build_inputs_with_special_tokens,
+                         _special_prefix_length(tokenizer))
 
 
 def _special_prefix_length(tokenizer) -> int:
     marker = -7  # an id no vocabulary uses: find where the body starts among the special tokens
     return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)
-
-
-def merge_windows(logits: np.ndarray, sentence_of, word_index, n_sentences: int | None = None) -> list[np.ndarray]:
-    """Per sentence, an array [words, labels] of logits, each word taken from its best window."""
-    n_sentences = n_sentences if n_sentences is not None else (max(sentence_of) + 1 if len(sentence_of) else 0)
-    by_sentence: list[list[int]] = [[] for _ in range(n_sentences)]
-    for row, k in enumerate(sentence_of):
-        by_sentence[k].append(row)
-    out = []
-    for rows in by_sentence:
-        spans = [(min(i for i in word_index[r] if i >= 0), max(word_index[r]) + 1) for r in rows]
-        n_words = spans[-1][1] if spans else 0
-        words = np.zeros((n_words, logits.shape[-1]), dtype=np.float32)
-        best = best_window(spans) if spans else []
-        for w, r in enumerate(rows):
-            for pos, i in enumerate(word_index[r]):
-                if i >= 0 and best[i] == w:
-                    words[i] = logits[r, pos]
-        out.append(words)
-    return out
 
 
 def merge_gold(label_rows, sentence_of, word_index) -> list[list[int]]:
@@ -244,30 +198,3 @@ def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
     kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     return {"f1": float(f1_score(gold, pred, **kw)), "precision": float(precision_score(gold, pred, **kw)),
             "recall": float(recall_score(gold, pred, **kw)), "accuracy": float(accuracy_score(gold, pred))}
-
-
-def spans(tags: list[str]) -> list[tuple[str, int, int]]:
-    """(type, first_word, end_word) entities from IOB2 tags; an I-X that opens an entity (a model
-    can predict one) starts it, as most decoders do."""
-    out: list[tuple[str, int, int]] = []
-    current: list | None = None
-    for i, tag in enumerate(tags + ["O"]):
-        prefix, _, etype = tag.partition("-")
-        if current and (prefix != "I" or etype != current[0]):
-            out.append((current[0], current[1], i))
-            current = None
-        if prefix in ("B", "I") and current is None:
-            current = [etype, i]
-    return out
-
-
-def _words_with_offsets(text) -> tuple[list[str], list[int], str]:
-    if isinstance(text, (list, tuple)):
-        words = [str(w) for w in text]
-        starts, pos = [], 0
-        for w in words:
-            starts.append(pos)
-            pos += len(w) + 1
-        return words, starts, " ".join(words)
-    matches = list(WORD.finditer(text))
-    return [m.group() for m in matches], [m.start() for m in matches], text

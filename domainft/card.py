@@ -1,0 +1,50 @@
+"""The model card (README.md) of an exported bundle, written from its manifest."""
+from __future__ import annotations
+
+
+def model_card(m: dict) -> str:
+    files, parity = m["files"], m["parity"]
+    int8 = parity.get("int8")
+    lines = [
+        f"# {m['task']} model ({m['tuning']['method']} on {m['base']})",
+        "",
+        f"Exported by domainft {m['domainft_version']}. Labels: {', '.join(m['labels'])}. Inputs: "
+        f"{', '.join(m['inputs'])} (int64, batch x tokens); output: `logits`. Max length {m['max_length']} tokens"
+        + (f"; longer sentences are split into windows sharing {m['stride']} tokens." if m["task"] == "ner" else
+           "; longer texts are truncated."),
+        "",
+        "| file | precision | size (MB) |",
+        "|---|---|---|",
+        f"| {files['fp32']['file']} | fp32 | {files['fp32']['mb']} |",
+    ]
+    if files["int8"]:
+        lines.append(f"| {files['int8']['file']} | int8 (dynamic, {int8['quantization']['preset']}) | "
+                     f"{files['int8']['mb']} |")
+    lines += ["", "## Quality", "", "| split | " + " | ".join(_metric_names(m)) + " |",
+              "|---|" + "---|" * len(_metric_names(m))]
+    for split, scores in m["metrics"].items():
+        lines.append(f"| {split} (PyTorch) | " + " | ".join(f"{scores.get(k, float('nan')):.4f}"
+                                                             for k in _metric_names(m)) + " |")
+    lines += ["", f"Parity on {parity['examples']} validation examples: fp32 ONNX logits within "
+                  f"{parity['max_abs_diff']:.2e} of PyTorch's (limit {parity['limit']:g})."]
+    if int8:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in int8["metrics"].items())
+        lines.append(f"int8: {shown} on validation, {int8['drop_points']:.2f} points below PyTorch "
+                     f"(limit {int8['max_drop_points']:g}); "
+                     + ("written." if int8["written"] else f"not written: {int8['reason']}"))
+    if m.get("lexicon"):
+        lines += ["", f"The tokenizer carries {m['lexicon']['terms_added']} domain terms added as whole-word "
+                      "tokens; tokenizer.json holds them."]
+    lines += ["", "## Use", "", "```bash", 'domainft predict . "some text"', "```", "", "```python",
+              "from domainft.serving import load   # onnxruntime + tokenizers + numpy, no torch",
+              'load(".").predict(["some text"])', "", "from optimum.onnxruntime import " + _ort_class(m),
+              f'model = {_ort_class(m)}.from_pretrained(".")', "```", ""]
+    return "\n".join(lines)
+
+
+def _metric_names(m: dict) -> list[str]:
+    return ["f1", "precision", "recall"] if m["task"] == "ner" else ["accuracy", "macro_f1"]
+
+
+def _ort_class(m: dict) -> str:
+    return "ORTModelForTokenClassification" if m["task"] == "ner" else "ORTModelForSequenceClassification"

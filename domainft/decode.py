@@ -1,0 +1,52 @@
+"""Logits -> predictions users see: labels with scores, IOB2 entity spans with character offsets.
+numpy only, so the trained model and the torch-free ONNX predictor decode identically."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def label_scores(logits: np.ndarray, id2label: dict[int, str]) -> list[dict]:
+    """[{'label', 'score', 'scores'}] per row, softmax probabilities."""
+    out = []
+    for row in softmax(np.asarray(logits, dtype=np.float32)):
+        best = int(row.argmax())
+        out.append({"label": id2label[best], "score": float(row[best]),
+                    "scores": {id2label[i]: float(v) for i, v in enumerate(row)}})
+    return out
+
+
+def spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first_word, end_word) entities from IOB2 tags; an I-X that opens an entity (a model
+    can predict one) starts it, as most decoders do."""
+    out: list[tuple[str, int, int]] = []
+    current: list | None = None
+    for i, tag in enumerate(tags + ["O"]):
+        prefix, _, etype = tag.partition("-")
+        if current and (prefix != "I" or etype != current[0]):
+            out.append((current[0], current[1], i))
+            current = None
+        if prefix in ("B", "I") and current is None:
+            current = [etype, i]
+    return out
+
+
+def entities(words: list[str], starts: list[int], source: str, word_logits: np.ndarray,
+             labels: list[str]) -> dict:
+    """{'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'} for one text; an
+    entity's score is the mean probability of its words' tags."""
+    if not len(word_logits):
+        return {"entities": [], "words": words, "tags": []}
+    probs = softmax(word_logits)
+    tags = [labels[int(i)] for i in probs.argmax(-1)]
+    scores = probs.max(-1)
+    found = []
+    for etype, a, b in spans(tags):
+        start, end = starts[a], starts[b - 1] + len(words[b - 1])
+        found.append({"type": etype, "start": start, "end": end, "text": source[start:end],
+                      "score": float(np.mean(scores[a:b]))})
+    return {"entities": found, "words": words, "tags": tags}

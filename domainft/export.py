@@ -1,0 +1,222 @@
+"""`domainft export`: a trained run -> a self-contained ONNX bundle that other apps serve.
+
+The bundle holds model.onnx (fp32), model.int8.onnx (dynamic int8, when it keeps validation
+quality), the tokenizer, config.json with the labels, a domainft.json manifest and a model card.
+LoRA is merged first (method.to_plain); adapters stay in the graph. Nothing is written unless the
+fp32 graph reproduces PyTorch's logits on the validation set (the parity gate).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from domainft import __version__
+from domainft.atomic import staged_dir
+from domainft.errors import DomainftError
+from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
+from domainft.serving import BUNDLE_FORMAT, FP32_FILE, INT8_FILE, MANIFEST, session
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # in this order, those the tokenizer makes
+VERSIONS = ("torch", "transformers", "peft", "adapters", "onnx", "onnxruntime", "optimum", "optimum-onnx",
+            "tokenizers")
+
+
+@dataclass
+class ExportResult:
+    dir: Path
+    manifest: dict
+
+    @property
+    def int8(self) -> bool:
+        return self.manifest["files"]["int8"] is not None
+
+
+def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, validation=None,
+               echo=print) -> ExportResult:
+    """Export a finished run (its directory or model/) as an ONNX bundle.
+
+    spec: an ExportSpec (default: the run's saved recipe's `export:` section); out: the bundle
+    directory (default: spec.dir, else RUN_DIR/onnx); validation: the encoded validation set (default:
+    re-read through the saved recipe.yaml) on which parity and int8 quality are measured.
+    """
+    import torch
+
+    from domainft.methods import get_method
+    from domainft.model import load, model_dir_of
+
+    model_dir = model_dir_of(run_dir)
+    run_dir = model_dir.parent
+    if spec is None or validation is None:
+        recipe = saved_recipe(run_dir)
+        spec = spec or recipe.export
+    trained = load(model_dir)
+    if validation is None:
+        validation = validation_set(recipe, trained, run_dir)
+    if not len(validation):
+        raise DomainftError(f"export: {run_dir} has no validation examples to check parity on")
+    out = Path(out or spec.dir or run_dir / "onnx")
+    tuning = trained.manifest["tuning"]
+    method = get_method(tuning["method"])(get_method(tuning["method"]).Options.model_validate(tuning))
+    plain = method.to_plain(trained.model).eval()
+    names = [n for n in INPUTS if n in trained.tokenizer.model_input_names]
+    threads = torch.get_num_threads()
+
+    with staged_dir(out) as tmp:
+        to_onnx(plain, trained.tokenizer, names, tmp / FP32_FILE, spec.opset, trained.task.words_as_input)
+        plain.config.save_pretrained(tmp)  # labels, and the architecture optimum's ORTModel reads
+        trained.tokenizer.save_pretrained(tmp)  # tokenizer.json carries the lexicon's added tokens
+        batches = Batches.of(validation, names, trained.tokenizer.pad_token_id or 0)
+        parity = check_fp32(batches, trained, tmp / FP32_FILE, validation, threads, echo)
+        if spec.int8:
+            parity["int8"] = check_int8(batches, trained, tmp, validation, spec, parity["pytorch"], threads, echo)
+        manifest = bundle_manifest(trained, run_dir, names, spec, parity, tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        from domainft.card import model_card
+
+        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    echo(f"bundle: {out} (model.onnx {manifest['files']['fp32']['mb']} MB"
+         + (f", model.int8.onnx {manifest['files']['int8']['mb']} MB)" if manifest["files"]["int8"] else ")"))
+    return ExportResult(out, manifest)
+
+
+def saved_recipe(run_dir: Path):
+    from domainft.pipeline import RECIPE_FILE
+    from domainft.recipe import Recipe
+
+    path = run_dir / RECIPE_FILE
+    if not path.is_file():
+        raise DomainftError(f"export: {run_dir} has no {RECIPE_FILE}; point at a run directory that "
+                            "`domainft run` wrote")
+    return Recipe.from_yaml(path)
+
+
+def validation_set(recipe, trained, run_dir: Path):
+    """The run's validation split, encoded with the saved tokenizer as training encoded it."""
+    task = trained.task
+    try:
+        data = task.load_data(recipe.data)
+        label2id = {label: i for i, label in enumerate(trained.labels)}
+        return task.encode(data.validation, trained.tokenizer, label2id, recipe.data)
+    except (DomainftError, KeyError) as e:
+        raise DomainftError(f"export: the parity gate runs on the run's validation data, which could not "
+                            f"be read as {run_dir / 'recipe.yaml'} says ({e}); run export from the directory "
+                            "the run started in, or fix data.* in that recipe.yaml") from None
+
+
+def to_onnx(model, tokenizer, names: list[str], path: Path, opset: int, per_token: bool) -> None:
+    """Trace `model` into an ONNX graph with dynamic batch and sequence axes, `logits` out."""
+    import torch
+
+    class Logits(torch.nn.Module):  # positional inputs in, one tensor out: what the exporter traces
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs))).logits
+
+    example = tokenizer(["an example to trace the graph with", "padded"], padding=True, return_tensors="pt")
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
+    axes["logits"] = {0: "batch_size", 1: "sequence_length"} if per_token else {0: "batch_size"}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings: the parity gate checks the result
+        torch.onnx.export(Logits().eval(), tuple(example[n] for n in names), str(path), input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+
+
+def check_fp32(batches: Batches, trained, path: Path, validation, threads: int, echo) -> dict:
+    """Compare fp32 ONNX logits with PyTorch's; refuse the export above MAX_ABS_DIFF."""
+    reference = batches.torch_logits(trained.model)
+    fp32 = batches.onnx_logits(session(path, threads))
+    diff = batches.max_abs_diff(reference, fp32)
+    echo(f"parity: fp32 ONNX vs PyTorch, max |logit difference| {diff:.2e} on {len(validation)} validation "
+         f"examples (limit {MAX_ABS_DIFF:g})")
+    if not diff <= MAX_ABS_DIFF:  # also catches NaN
+        raise DomainftError(f"export refused: the ONNX graph's logits differ from PyTorch's by up to {diff:.3g} "
+                            f"(limit {MAX_ABS_DIFF:g}) on the validation set; nothing was written. Try another "
+                            "export.opset, or report the model type and tuning method as a bug")
+    labels = trained.labels
+    return {"examples": len(validation), "max_abs_diff": diff, "limit": MAX_ABS_DIFF,
+            "pytorch": quality(trained.task, reference, validation, labels),
+            "fp32": quality(trained.task, fp32, validation, labels)}
+
+
+def check_int8(batches: Batches, trained, tmp: Path, validation, spec, reference: dict, threads: int,
+               echo) -> dict:
+    """Quantize, score on the validation set, and keep the file only within spec.max_int8_drop."""
+    path = tmp / INT8_FILE
+    settings = quantize(tmp / FP32_FILE, path, spec.quantization)
+    scores = quality(trained.task, batches.onnx_logits(session(path, threads)), validation, trained.labels)
+    drop = drop_points(reference, scores)
+    shown = ", ".join(f"{k} {reference[k]:.4f} -> {scores[k]:.4f}" for k in scores)
+    echo(f"int8 ({spec.quantization}): {shown}; drop {drop:.2f} points (limit {spec.max_int8_drop:g})")
+    info = {"quantization": settings, "metrics": scores, "drop_points": drop,
+            "max_drop_points": spec.max_int8_drop, "written": drop <= spec.max_int8_drop, "reason": None}
+    if not info["written"]:
+        path.unlink()
+        info["reason"] = (f"int8 lost {drop:.2f} points of validation {'/'.join(scores)} against PyTorch, more "
+                          f"than export.max_int8_drop = {spec.max_int8_drop:g}; serve model.onnx (fp32), or "
+                          "try another export.quantization")
+        echo(f"int8 not written: {info['reason']}")
+    return info
+
+
+def quantize(src: Path, dst: Path, preset: str) -> dict:
+    """Dynamic int8 quantization with optimum's preset for an instruction set; returns its settings."""
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    config = getattr(AutoQuantizationConfig, preset)(is_static=False)
+    with tempfile.TemporaryDirectory() as scratch:  # optimum writes config copies next to the model
+        ORTQuantizer.from_pretrained(src.parent, file_name=src.name).quantize(config, scratch)
+        shutil.move(str(Path(scratch) / f"{src.stem}_quantized.onnx"), dst)
+    return {"preset": preset, "mode": "dynamic", "weights": config.weights_dtype.name,
+            "activations": config.activations_dtype.name, "per_channel": config.per_channel,
+            "reduce_range": config.reduce_range,
+            "operators": [getattr(o, "value", o) for o in config.operators_to_quantize]}
+
+
+def bundle_manifest(trained, run_dir: Path, names: list[str], spec, parity: dict, tmp: Path) -> dict:
+    from domainft.pipeline import METRICS_FILE
+    from domainft.tasks.ner import _special_prefix_length
+
+    tok = trained.tokenizer
+    special = tok.build_inputs_with_special_tokens([])
+    before = _special_prefix_length(tok)
+    metrics_path = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    m = trained.manifest
+    return {
+        "format": BUNDLE_FORMAT, "format_version": 1, "domainft_version": __version__,
+        "task": m["task"], "labels": m["labels"], "max_length": m["max_length"], "stride": m.get("stride", 32),
+        "base": m["base"]["requested"], "tuning": m["tuning"],
+        "lexicon": {**m["lexicon"], "vocab_size": len(tok)} if "lexicon" in m else None,
+        "inputs": names, "outputs": ["logits"], "opset": spec.opset,
+        "special_tokens": {"prefix": special[:before], "suffix": special[before:],
+                           "pad": tok.pad_token_id or 0, "unk": tok.unk_token_id},
+        "files": {"fp32": _file(tmp / FP32_FILE), "int8": _file(tmp / INT8_FILE)},
+        "metrics": {split: {k: v for k, v in metrics[split].items() if isinstance(v, (int, float))}
+                    for split in ("validation", "test") if split in metrics},
+        "parity": parity,
+        "versions": _versions(),
+    }
+
+
+def _file(path: Path) -> dict | None:
+    return {"file": path.name, "mb": round(path.stat().st_size / 2**20, 2)} if path.is_file() else None
+
+
+def _versions() -> dict:
+    found = {}
+    for name in VERSIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found

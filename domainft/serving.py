@@ -1,0 +1,144 @@
+"""Predict with an exported bundle (`domainft export`) without torch or transformers: only
+onnxruntime, tokenizers and numpy. Batching, long NER inputs in overlapping windows, the same
+outputs as a trained model's `predict`.
+
+    from domainft.serving import load
+    clf = load("runs/finance_sentiment/onnx")
+    clf.predict(["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn ."])
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from domainft.decode import entities, label_scores
+from domainft.errors import DomainftError
+from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
+
+BUNDLE_FORMAT = "domainft-onnx"
+MANIFEST = "domainft.json"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def is_bundle(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / FP32_FILE).is_file() and (path / MANIFEST).is_file()
+
+
+def session(model_path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session; `threads` (default: $OMP_NUM_THREADS, else ORT's choice) caps
+    the intra-op pool, which ORT sizes to all cores otherwise."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initializers are noise to users
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
+def pad(rows: list[list[int]], value: int) -> np.ndarray:
+    width = max(len(r) for r in rows)
+    return np.array([r + [value] * (width - len(r)) for r in rows], dtype=np.int64)
+
+
+class Predictor:
+    """A bundle ready to predict. precision: 'auto' (int8 when the bundle has it), 'fp32', 'int8'."""
+
+    def __init__(self, bundle: str | Path, precision: Literal["auto", "fp32", "int8"] = "auto",
+                 threads: int | None = None):
+        from tokenizers import Tokenizer
+
+        self.dir = Path(bundle)
+        if not is_bundle(self.dir):
+            raise DomainftError(f"{self.dir}: not an exported bundle (no {FP32_FILE} and {MANIFEST}); "
+                                "create one with `domainft export RUN_DIR`")
+        self.manifest = json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
+        has_int8 = (self.dir / INT8_FILE).is_file()
+        if precision == "int8" and not has_int8:
+            reason = self.manifest.get("parity", {}).get("int8", {}).get("reason") or "it was not exported"
+            raise DomainftError(f"{self.dir}: no {INT8_FILE} ({reason}); use precision fp32")
+        self.precision = "int8" if precision == "int8" or (precision == "auto" and has_int8) else "fp32"
+        self.session = session(self.dir / (INT8_FILE if self.precision == "int8" else FP32_FILE), threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.special = self.manifest["special_tokens"]
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    def predict(self, texts, batch_size: int = 32) -> list[dict]:
+        """One dict per text, as domainft's trained model returns. Classification: {'label',
+        'score', 'scores'}; ner: {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words',
+        'tags'} (a text is a string or a list of words)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if self.task == "ner":
+            return self._predict_words(list(texts), batch_size)
+        id2label = dict(enumerate(self.labels))
+        out: list[dict] = []
+        for start in range(0, len(texts), batch_size):
+            out += label_scores(self.logits(texts[start:start + batch_size]), id2label)
+        return out
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """Classification logits for one batch of texts (truncated to the trained max length)."""
+        self.tokenizer.enable_truncation(self.manifest["max_length"])
+        try:
+            encodings = self.tokenizer.encode_batch(list(texts))
+        finally:
+            self.tokenizer.no_truncation()
+        return self.run([e.ids for e in encodings], [e.type_ids for e in encodings])
+
+    def run(self, rows: list[list[int]], type_ids: list[list[int]] | None = None) -> np.ndarray:
+        """Logits for token-id rows, padded to the longest."""
+        feed = {"input_ids": pad(rows, self.special["pad"]),
+                "attention_mask": pad([[1] * len(r) for r in rows], 0),
+                "token_type_ids": pad(type_ids or [[0] * len(r) for r in rows], 0)}
+        return self.session.run(["logits"], {k: feed[k] for k in self.input_names})[0]
+
+    def _predict_words(self, texts: list, batch_size: int) -> list[dict]:
+        docs = [words_with_offsets(t) for t in texts]
+        rows, sentence_of, word_index = [], [], []
+        for k, (words, _, _) in enumerate(docs):
+            for ids, wi in self._windows(words):
+                rows.append(ids)
+                sentence_of.append(k)
+                word_index.append(wi)
+        width = max((len(r) for r in rows), default=0)
+        logits = np.full((len(rows), width, len(self.labels)), -100.0, dtype=np.float32)
+        for start in range(0, len(rows), batch_size):
+            chunk = self.run(rows[start:start + batch_size])
+            logits[start:start + len(chunk), :chunk.shape[1]] = chunk
+        merged = merge_windows(logits, sentence_of, word_index, n_sentences=len(docs))
+        return [entities(words, starts, source, p, self.labels) for (words, starts, source), p in zip(docs, merged)]
+
+    def _windows(self, words: list[str]) -> list[tuple[list[int], list[int]]]:
+        if not words:
+            return []
+        prefix, suffix = self.special["prefix"], self.special["suffix"]
+        pieces = [e.ids or [self.special["unk"]]
+                  for e in self.tokenizer.encode_batch(words, add_special_tokens=False)]
+        budget = self.manifest["max_length"] - len(prefix) - len(suffix)
+        return window_inputs(pieces, budget, self.manifest["stride"], lambda body: prefix + body + suffix,
+                             len(prefix))
+
+
+def load(bundle: str | Path, precision: Literal["auto", "fp32", "int8"] = "auto",
+         threads: int | None = None) -> Predictor:
+    """Load an exported bundle directory for prediction."""
+    return Predictor(bundle, precision, threads)
