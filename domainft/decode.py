@@ -10,11 +10,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
-def label_scores(logits: np.ndarray, id2label: dict[int, str]) -> list[dict]:
-    """[{'label', 'score', 'scores'}] per row, softmax probabilities."""
+def label_scores(logits: np.ndarray, id2label: dict[int, str], choose=None) -> list[dict]:
+    """[{'label', 'score', 'scores'}] per row, softmax probabilities; the label is the most
+    probable one, or what `choose(probs) -> indices` picks (a decision rule)."""
+    probs = softmax(np.asarray(logits, dtype=np.float32))
+    picks = probs.argmax(-1) if choose is None else choose(probs)
     out = []
-    for row in softmax(np.asarray(logits, dtype=np.float32)):
-        best = int(row.argmax())
+    for row, best in zip(probs, picks):
+        best = int(best)
         out.append({"label": id2label[best], "score": float(row[best]),
                     "scores": {id2label[i]: float(v) for i, v in enumerate(row)}})
     return out

@@ -197,6 +197,7 @@ def bundle_manifest(trained, run_dir: Path, names: list[str], spec, parity: dict
         "task": m["task"], "labels": m["labels"], "max_length": m["max_length"], "stride": m.get("stride", 32),
         "base": m["base"]["requested"], "tuning": m["tuning"],
         "lexicon": {**m["lexicon"], "vocab_size": len(tok)} if "lexicon" in m else None,
+        "decision": m.get("decision"),  # the run's decision rule (ordinal escalation), applied by serving
         "inputs": names, "outputs": ["logits"], "opset": spec.opset,
         "special_tokens": {"prefix": special[:before], "suffix": special[before:],
                            "pad": tok.pad_token_id or 0, "unk": tok.unk_token_id},

@@ -102,13 +102,15 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     for split in ("validation", "test"):
         if split in encoded:
             out = trainer.predict(encoded[split], metric_key_prefix=split)
-            metrics[split] = {**task.report(out.predictions, out.label_ids, data.labels, encoded[split]),
+            metrics[split] = {**task.evaluate(out.predictions, out.label_ids, data.labels, encoded[split],
+                                              data.splits()[split], recipe, split),
                               "loss": float(out.metrics[f"{split}_loss"])}
 
     manifest = {"domainft_version": __version__, "task": task.name, "labels": data.labels,
                 "max_length": max_length, "stride": recipe.data.stride,
                 "tuning": recipe.tuning.model_dump(mode="json"),
-                "base": {"requested": base.requested, "path": base.path, "source": base.source}}
+                "base": {"requested": base.requested, "path": base.path, "source": base.source},
+                **task.manifest_extras(recipe)}
     model_dir = run_dir / "model"
     if injection is not None:
         manifest["lexicon"] = {"terms_added": len(injection.added), "sources": injection.sources}

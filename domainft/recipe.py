@@ -1,6 +1,6 @@
 """The recipe: a validated YAML description of one run.
 
-Sections: task, base, data, lexicon, tuning, train, output, export. Unknown keys, wrong types and impossible
+Sections: task, base, data, lexicon, tuning, train, decision, output, export. Unknown keys, wrong types and impossible
 values are rejected before any work starts, each with its field path and a hint.
 """
 from __future__ import annotations
@@ -61,6 +61,34 @@ class SplitSpec(Section):
         return self
 
 
+class ColumnSpec(Section):
+    """How one column's cells read into the text template (`data.columns.<name>`)."""
+
+    number: bool = Field(False, description="a number; a decimal comma ('36,5') reads as 36.5")
+    values: dict[str, str] | None = Field(None, description="code -> text ('1': female); an "
+                                          "unlisted code is an error naming file and line")
+    unit: str | None = Field(None, description="appended to a present value: '36.5 °C'")
+    missing: str = Field("unknown", description="the text of a missing cell (data.missing_values)")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        # YAML reads `1: female` with an int key; cells are text.
+        if isinstance(value, Mapping):
+            return {_cell_text(k): _cell_text(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ColumnSpec":
+        if self.number and self.values is not None:
+            raise ValueError("give `number` or `values`, not both")
+        return self
+
+
+def _cell_text(value: Any) -> str:
+    return str(value).strip() if value is not None else ""
+
+
 class DataSpec(Section):
     format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll"] = "auto"
     path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
@@ -74,6 +102,18 @@ class DataSpec(Section):
     label_column: str = "label"
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
+    delimiter: str | None = Field(None, description="csv/tsv cell separator; default ',' (csv), tab (tsv)")
+    missing_values: list[str] = Field(default_factory=list, description="cell contents that mean "
+                                      "'missing' ('??', '#NULL!', ''); template columns render them as "
+                                      "their `columns.<name>.missing` text")
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict, description="per-column cleaning "
+                                           "for the text template: number, values, unit, missing")
+    leak_columns: list[str] = Field(default_factory=list, description="columns that must never be "
+                                    "inputs (the answer, or facts known only later); checked to exist")
+    reference_column: str | None = Field(None, description="another rater's labels (e.g. the nurse's), "
+                                         "scored beside the model on the same split; never an input")
+    ordinal: bool = Field(False, description="data.labels are ordered from most to least severe; "
+                          "adds under/over rates (predicted less/more severe than gold)")
     dedup: bool = True
     max_length: int = Field(128, ge=8, le=8192, description="tokens; classification truncates longer "
                             "texts, ner splits them into overlapping windows")
@@ -84,6 +124,37 @@ class DataSpec(Section):
     scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
     repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
     stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
+
+    @field_validator("labels", "missing_values", mode="before")
+    @classmethod
+    def _as_texts(cls, value: Any) -> Any:
+        # `labels: [1, 2, 3]` in YAML gives ints; cells are text.
+        return [_cell_text(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError(f"{value!r}: a delimiter is one character, e.g. ';' or '\\t'")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs_not_leaks(self) -> "DataSpec":
+        from domainft.data.readers import template_fields
+
+        try:
+            inputs = [self.text_column] if self.text_template is None else template_fields(self.text_template)
+        except ValueError as e:  # unbalanced braces
+            raise _field_error("data.text_template", f"not a valid template ({e}); write columns as "
+                                                     "{name} and a literal brace as {{ or }}") from None
+        for name in inputs:
+            if name in self.leak_columns or name in (self.label_column, self.reference_column):
+                raise _field_error("data.text_template", f"uses column {name!r}, which is the label, "
+                                   "the reference or in data.leak_columns; the model must not see it")
+        if self.ordinal and self.labels is None:
+            raise _field_error("data.ordinal", "needs data.labels, listed from the most to the least "
+                                               "severe (e.g. ['1', '2', '3', '4', '5'] for KTAS)")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSpec":
@@ -166,6 +237,15 @@ class LexiconSpec(Section):
         return bool(self.files) or self.from_data is not None
 
 
+class DecisionSpec(Section):
+    """How predictions are chosen from the class probabilities (stored with the model)."""
+
+    escalate_threshold: float | None = Field(
+        None, gt=0, le=1, description="ordinal labels: predict the most severe label whose "
+        "probability together with all more severe labels' reaches this, never a less severe one "
+        "than the most probable; lower = less under-, more over-prediction. Unset: most probable")
+
+
 class OutputSpec(Section):
     dir: Path | None = Field(None, description="default: runs/<recipe name>")
     overwrite: bool = False
@@ -227,6 +307,7 @@ class Recipe(Section):
     # Each method validates its own options (a LoRA option on a full recipe is an error).
     tuning: SerializeAsAny[TuningOptions] = Field(default_factory=lambda: _tuning_options("full"))
     train: TrainSpec = Field(default_factory=TrainSpec)
+    decision: DecisionSpec = Field(default_factory=DecisionSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
 
@@ -256,6 +337,11 @@ class Recipe(Section):
             raise _field_error("train.early_stopping.metric",
                                f"{es.metric!r} is not a metric this task reports; choose one of: "
                                f"{', '.join(task.metric_names)}")
+        if self.data.ordinal and self.task != "classification":
+            raise _field_error("data.ordinal", "applies to task: classification only")
+        if self.decision.escalate_threshold is not None and not self.data.ordinal:
+            raise _field_error("decision.escalate_threshold", "needs ordered labels: set data.ordinal: "
+                               "true and list data.labels from the most to the least severe")
         cw = self.train.class_weights
         if isinstance(cw, dict) and self.data.labels is not None:
             unknown = sorted(set(cw) - set(self.data.labels))

@@ -51,4 +51,19 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
         table.add_row(split, str(m["n"]), *(f"{m[key]:.4f}" for _, key in columns),
                       *(f"{m['per_class'][label]['f1']:.4f}" for label in labels))
     console.print(table)
+    for split in ("validation", "test"):
+        m = metrics.get(split) or {}
+        if "under_triage" in m:
+            console.print(_severity_line(split, m))
     console.print(f"run directory: {run_dir}  (model/, metrics.json, recipe.yaml)")
+
+
+def _severity_line(split: str, m: dict) -> str:
+    """Ordinal labels: the model's under/over rates, beside the reference rater's when there is one."""
+    line = (f"{split}: under {m['under_triage']:.1%}, over {m['over_triage']:.1%} "
+            f"(predicted less / more severe than gold)")
+    ref = m.get("reference")
+    if ref and "under_triage" in ref:
+        line += (f"; reference {ref['column']}: accuracy {ref['accuracy']:.1%}, under "
+                 f"{ref['under_triage']:.1%}, over {ref['over_triage']:.1%} (n {ref['n']})")
+    return line

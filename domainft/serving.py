@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from domainft.decode import entities, label_scores
+from domainft.ordinal import Decision
 from domainft.errors import DomainftError
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
@@ -90,9 +91,10 @@ class Predictor:
         if self.task == "ner":
             return self._predict_words(list(texts), batch_size)
         id2label = dict(enumerate(self.labels))
+        decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
         out: list[dict] = []
         for start in range(0, len(texts), batch_size):
-            out += label_scores(self.logits(texts[start:start + batch_size]), id2label)
+            out += label_scores(self.logits(texts[start:start + batch_size]), id2label, decision.choose)
         return out
 
     def logits(self, texts: list[str]) -> np.ndarray:

@@ -27,8 +27,9 @@ class DataBundle:
 
 
 def prepare_examples(spec: "DataSpec") -> DataBundle:
-    fields = TextFields(spec.text_column, spec.text_template, spec.label_column)
-    read = lambda p: _checked(read_examples(Path(p), spec.format, fields, spec.encoding))  # noqa: E731
+    fields = TextFields.of(spec)
+    read = lambda p: _checked(read_examples(Path(p), spec.format, fields, spec.encoding,  # noqa: E731
+                                            spec.delimiter))
     report: dict = {}
     if spec.path is not None:
         examples = read(spec.path)

@@ -9,10 +9,15 @@ import csv
 import io
 import json
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
+from domainft.data.cells import CellError, as_text, is_missing, render
 from domainft.errors import DataError
+
+if TYPE_CHECKING:
+    from domainft.recipe import ColumnSpec, DataSpec
 
 FORMATS = ("csv", "tsv", "jsonl", "phrasebank")
 DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1"}
@@ -25,6 +30,7 @@ class Example:
     label: str
     source: str  # file path as the user wrote it
     line: int  # 1-based line where the record starts
+    reference: str | None = None  # another rater's label (data.reference_column); never an input
 
     @property
     def where(self) -> str:
@@ -33,26 +39,57 @@ class Example:
 
 @dataclass(frozen=True)
 class TextFields:
-    """How to build the text: one column, or a template over several (`{title}: {body}`)."""
+    """How to build the text: one column, or a template over several (`{title}: {body}`), each
+    cell read as `columns` says; which columns hold the label and a reference rater's label."""
 
     column: str = "text"
     template: str | None = None
     label_column: str = "label"
+    columns: Mapping[str, "ColumnSpec"] = field(default_factory=dict)
+    missing_values: frozenset[str] = frozenset()
+    reference_column: str | None = None
+    leak_columns: tuple[str, ...] = ()
 
-    def needed_columns(self) -> list[str]:
-        if self.template is None:
-            return [self.column, self.label_column]
-        names = [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
-        return [*dict.fromkeys(names), self.label_column]
+    @classmethod
+    def of(cls, spec: "DataSpec") -> "TextFields":
+        return cls(spec.text_column, spec.text_template, spec.label_column, dict(spec.columns),
+                   frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns))
+
+    def template_columns(self) -> list[str]:
+        return [self.column] if self.template is None else template_fields(self.template)
+
+    def needed_columns(self) -> dict[str, str]:
+        """Column -> the recipe field that asks for it (named when the file lacks the column)."""
+        need = {name: "data.text_template" if self.template else "data.text_column"
+                for name in self.template_columns()}
+        need.setdefault(self.label_column, "data.label_column")
+        if self.reference_column:
+            need.setdefault(self.reference_column, "data.reference_column")
+        for name in self.columns:
+            need.setdefault(name, f"data.columns (key {name!r})")
+        for name in self.leak_columns:
+            need.setdefault(name, "data.leak_columns")
+        return need
 
     def text_of(self, row: dict) -> str:
+        """The model's input; a cell that does not read as its column says raises CellError."""
         if self.template is None:
-            return _as_text(row[self.column])
-        return self.template.format_map({k: _as_text(v) for k, v in row.items()})
+            raw = as_text(row[self.column])
+            return "" if is_missing(raw, self.missing_values) else raw  # the empty-text check names it
+        cells = {name: render(as_text(row[name]), name, self.columns.get(name), self.missing_values)
+                 for name in self.template_columns()}
+        return self.template.format_map(cells)
+
+    def reference_of(self, row: dict) -> str | None:
+        if self.reference_column is None:
+            return None
+        raw = as_text(row[self.reference_column])
+        return None if not raw or is_missing(raw, self.missing_values) else raw
 
 
-def _as_text(value) -> str:
-    return "" if value is None else str(value).strip()
+def template_fields(template: str) -> list[str]:
+    """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
+    return [*dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f)]
 
 
 def detect_format(path: Path, fmt: str) -> str:
@@ -84,29 +121,41 @@ def read_text(path: Path, encoding: str) -> str:
         raise DataError(f"data.encoding: unknown encoding {encoding!r}") from None
 
 
-def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None = None) -> list[Example]:
+def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None = None,
+                  delimiter: str | None = None) -> list[Example]:
     fmt = detect_format(path, fmt)
     text = read_text(path, encoding or DEFAULT_ENCODING[fmt])
     if fmt == "phrasebank":
         return _read_phrasebank(path, text)
     if fmt == "jsonl":
         return _read_jsonl(path, text, fields)
-    return _read_delimited(path, text, fields, delimiter="," if fmt == "csv" else "\t")
+    return _read_delimited(path, text, fields, delimiter or ("," if fmt == "csv" else "\t"))
 
 
 def _check_columns(path: Path, columns: list[str], fields: TextFields, where: str = "") -> None:
-    for name in fields.needed_columns():
+    for name, setting in fields.needed_columns().items():
         if name not in columns:
-            setting = "data.label_column" if name == fields.label_column else (
-                "data.text_template" if fields.template else "data.text_column")
             raise DataError(
                 f"{path}{where}: no column {name!r}; columns are: {', '.join(map(str, columns)) or '(none)'}. "
-                f"Set {setting} to one of them."
+                f"Set {setting} to one of them.{_delimiter_hint(columns)}"
             )
 
 
+def _delimiter_hint(columns: list[str]) -> str:
+    # One header cell full of another separator: the file is not split the way it is read.
+    if len(columns) == 1:
+        for sep in (";", "\t", ",", "|"):
+            if sep in str(columns[0]):
+                return f" The header looks {sep!r}-separated: set data.delimiter: {sep!r}."
+    return ""
+
+
 def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
-    return Example(fields.text_of(row), _as_text(row[fields.label_column]), str(path), line)
+    try:
+        text = fields.text_of(row)
+    except CellError as e:
+        raise DataError(f"{path} line {line}: {e}") from None
+    return Example(text, as_text(row[fields.label_column]), str(path), line, fields.reference_of(row))
 
 
 def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -> list[Example]:

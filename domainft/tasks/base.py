@@ -25,3 +25,11 @@ class Task:
     def words(self, examples) -> list[str]:
         """The words of `examples` in order (lexicon mining, tokens-per-word statistics)."""
         raise NotImplementedError
+
+    def evaluate(self, predictions, label_ids, labels: list[str], dataset, examples, recipe, split: str) -> dict:
+        """A split's entry in metrics.json; tasks with recipe-dependent extras override it."""
+        return self.report(predictions, label_ids, labels, dataset)
+
+    def manifest_extras(self, recipe) -> dict:
+        """Entries the model manifest carries for prediction (beyond labels and lengths)."""
+        return {}

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domainft.data import DataBundle, Example, prepare_examples
-from domainft.decode import label_scores
+from domainft.decode import label_scores, softmax
+from domainft.errors import DataError
+from domainft.ordinal import SWEEP, Decision, escalate, severity_rates
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
 
@@ -35,7 +37,17 @@ class ClassificationTask(Task):
         return AutoModelForSequenceClassification
 
     def load_data(self, spec: "DataSpec") -> DataBundle:
-        return prepare_examples(spec)
+        bundle = prepare_examples(spec)
+        if spec.reference_column:
+            everything = bundle.train + bundle.validation + bundle.test
+            for ex in everything:
+                if ex.reference is not None and ex.reference not in bundle.labels:
+                    raise DataError(f"{ex.where}: {spec.reference_column} (data.reference_column) holds "
+                                    f"{ex.reference!r}, not one of the labels ({', '.join(bundle.labels)}); "
+                                    "fix the cell or list it in data.missing_values")
+            # The whole file: the reference rater's published agreement should reappear here.
+            bundle.report["reference"] = reference_scores(everything, bundle.labels, spec)
+        return bundle
 
     def words(self, examples: list[Example]) -> list[str]:
         return [w for e in examples for w in WORDS.findall(e.text)]
@@ -83,11 +95,31 @@ class ClassificationTask(Task):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
         return lambda eval_pred: _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
 
-    def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str], dataset=None) -> dict:
-        """Full evaluation: scalar metrics, per-class precision/recall/F1, confusion matrix."""
+    def evaluate(self, logits, y_true, labels: list[str], dataset, examples, recipe, split: str) -> dict:
+        """report() under the recipe's decision rule; with ordinal labels the under/over rates (on
+        validation also per escalation threshold); the reference rater on the same examples."""
+        decision = Decision.from_recipe(recipe)
+        out = self.report(logits, y_true, labels, dataset, decision)
+        if decision.ordinal:
+            out["decision"] = decision.to_manifest()
+            if split == "validation":
+                out["escalation_sweep"] = escalation_sweep(logits, y_true, decision.escalate_threshold)
+        if recipe.data.reference_column:
+            assert len(examples) == len(y_true), "predictions and examples out of step"
+            out["reference"] = reference_scores(examples, labels, recipe.data)
+        return out
+
+    def manifest_extras(self, recipe) -> dict:
+        return {"decision": Decision.from_recipe(recipe).to_manifest()} if recipe.data.ordinal else {}
+
+    def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str], dataset=None,
+               decision: Decision | None = None) -> dict:
+        """Full evaluation: scalar metrics, per-class precision/recall/F1, confusion matrix; with
+        an ordinal decision also the under/over rates."""
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-        y_pred = np.asarray(logits).argmax(-1)
+        decision = decision or Decision()
+        y_pred = decision.choose(softmax(np.asarray(logits, dtype=np.float32)))
         ids = list(range(len(labels)))
         p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
         return {
@@ -101,6 +133,7 @@ class ClassificationTask(Task):
                 "labels": labels,  # rows: true label, columns: predicted label
                 "matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
             },
+            **(severity_rates(y_true, y_pred) if decision.ordinal else {}),
         }
 
     def predict(self, trained, texts, batch_size: int = 32) -> list[dict]:
@@ -108,14 +141,16 @@ class ClassificationTask(Task):
         if isinstance(texts, str):
             texts = [texts]
         id2label = dict(enumerate(trained.labels))
+        decision = Decision.from_manifest(trained.manifest)  # the rule the run was evaluated with
         results: list[dict] = []
         for start in range(0, len(texts), batch_size):
-            results.extend(self.decode(trained.logits(texts[start:start + batch_size]), id2label))
+            results.extend(self.decode(trained.logits(texts[start:start + batch_size]), id2label, decision))
         return results
 
-    def decode(self, logits: np.ndarray, id2label: dict[int, str]) -> list[dict]:
-        """Logits -> [{'label', 'score', 'scores'}] with softmax probabilities."""
-        return label_scores(logits, id2label)
+    def decode(self, logits: np.ndarray, id2label: dict[int, str], decision: Decision | None = None) -> list[dict]:
+        """Logits -> [{'label', 'score', 'scores'}] with softmax probabilities; the label is the
+        most probable one unless the decision rule escalates it."""
+        return label_scores(logits, id2label, decision.choose if decision else None)
 
 
 def _scalar_metrics(y_true, y_pred) -> dict[str, float]:
@@ -126,3 +161,27 @@ def _scalar_metrics(y_true, y_pred) -> dict[str, float]:
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
     }
+
+
+def escalation_sweep(logits, y_true, chosen: float | None = None) -> list[dict]:
+    """Accuracy, macro-F1 and under/over rates per escalation threshold (choose on validation)."""
+    probs = softmax(np.asarray(logits, dtype=np.float32))
+    rows = []
+    for threshold in sorted({*SWEEP, *([chosen] if chosen else [])}, reverse=True):
+        y_pred = escalate(probs, threshold)
+        scores = _scalar_metrics(y_true, y_pred)
+        rows.append({"escalate_threshold": threshold, "accuracy": scores["accuracy"],
+                     "macro_f1": scores["macro_f1"], **severity_rates(y_true, y_pred)})
+    return rows
+
+
+def reference_scores(examples: list[Example], labels: list[str], spec: "DataSpec") -> dict:
+    """The reference rater (data.reference_column) scored like the model, on the examples that
+    have a reference label."""
+    index = {label: i for i, label in enumerate(labels)}
+    rated = [e for e in examples if e.reference is not None]
+    y_true = np.array([index[e.label] for e in rated], dtype=int)
+    y_ref = np.array([index[e.reference] for e in rated], dtype=int)
+    scores = _scalar_metrics(y_true, y_ref) if rated else {}
+    return {"column": spec.reference_column, "n": len(rated), **scores,
+            **(severity_rates(y_true, y_ref) if spec.ordinal else {})}

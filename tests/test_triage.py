@@ -1,0 +1,174 @@
+"""Emergency triage (recipes/medical_triage.yaml): tabular cells into a text template, leak
+columns, ordinal labels with under/over-triage, the nurse as reference, the escalation rule."""
+import json
+
+import numpy as np
+import pytest
+
+from domainft import load, run
+from domainft.data import TextFields, prepare_examples, read_examples
+from domainft.errors import DataError, RecipeError
+from domainft.ordinal import Decision, escalate, severity_rates
+from domainft.recipe import DataSpec, Recipe
+from domainft.tasks.classification import reference_scores
+
+from conftest import ROOT
+
+RECIPE = ROOT / "recipes" / "medical_triage.yaml"
+SAMPLE = ROOT / "data" / "medical_triage_sample.csv"
+HEADER = "Chief_complain;Sex;BT;Saturation;NRS_pain;Diagnosis in ED;KTAS_RN;KTAS_expert"
+
+
+def triage_data(**changes) -> dict:
+    """The shipped recipe's data section (on the sample), with changes."""
+    data = Recipe.from_yaml(RECIPE).to_dict(exclude_defaults=True)["data"]
+    return {**data, "path": str(SAMPLE), **changes}
+
+
+def write_csv(path, rows: list[str]):
+    # The real file's quirks: ';' separated, Windows-1254 bytes, CRLF line ends.
+    path.write_bytes(("\r\n".join([HEADER, *rows]) + "\r\n").encode("cp1254"))
+    return path
+
+
+def small_spec(path, **changes) -> DataSpec:
+    return DataSpec.model_validate({
+        "path": str(path), "format": "csv", "delimiter": ";", "encoding": "cp1254",
+        "label_column": "KTAS_expert", "labels": [1, 2, 3, 4, 5], "ordinal": True,
+        "reference_column": "KTAS_RN", "leak_columns": ["Diagnosis in ED", "KTAS_RN"],
+        "missing_values": ["#BOŞ!", "??", ""],
+        "text_template": "{Chief_complain}. {Sex}, temperature {BT}, SpO2 {Saturation}, pain {NRS_pain}.",
+        "columns": {"Sex": {"values": {1: "female", 2: "male"}}, "BT": {"number": True, "unit": "°C"},
+                    "Saturation": {"number": True, "unit": "%", "missing": "not measured"},
+                    "NRS_pain": {"number": True, "missing": "none"}},
+        **changes})
+
+
+def read(spec: DataSpec):
+    return read_examples(spec.path, spec.format, TextFields.of(spec), spec.encoding, spec.delimiter)
+
+
+def test_template_renders_missing_markers_decimal_commas_and_codes(tmp_path):
+    f = write_csv(tmp_path / "t.csv", ["pain, chest;2;36,5;;#BOŞ!;Angina;2;3",
+                                       "fever;1;38.10;??;7;Fever, unspecified;;3"])
+    first, second = read(small_spec(f))
+    assert first.text == "pain, chest. male, temperature 36.5 °C, SpO2 not measured, pain none."
+    assert second.text == "fever. female, temperature 38.1 °C, SpO2 not measured, pain 7."
+    assert (first.label, first.reference, second.reference) == ("3", "2", None)  # empty cell: no reference
+
+
+def test_leak_columns_are_never_in_the_text(tmp_path):
+    # Overwrite every leak column (and the nurse's level) with a marker: no text may change.
+    import csv
+    import io
+
+    recipe = Recipe.from_dict({"data": triage_data()})
+    rows = list(csv.DictReader(io.StringIO(SAMPLE.read_bytes().decode("cp1254"), newline=""), delimiter=";"))
+    for row in rows:
+        row.update({name: "LEAK" for name in recipe.data.leak_columns})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=";", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp_path / "leak.csv").write_bytes(out.getvalue().encode("cp1254"))
+    spec = recipe.data.model_copy(update={"path": tmp_path / "leak.csv", "reference_column": None})
+    original = prepare_examples(recipe.data)
+    leaked = prepare_examples(spec)
+    assert [e.text for e in leaked.train] == [e.text for e in original.train]
+    for ex in original.train + original.validation + original.test:
+        assert not any(marker in ex.text for marker in ("LEAK", "#BOŞ!", "??", ";")), ex.text
+    with pytest.raises(RecipeError, match=r"data.text_template: uses column 'Diagnosis in ED'.*must not see it"):
+        Recipe.from_dict({"data": triage_data(text_template="{Chief_complain} ({Diagnosis in ED})")})
+    with pytest.raises(RecipeError, match=r"data.text_template: uses column 'KTAS_RN'"):
+        Recipe.from_dict({"data": triage_data(text_template="{Chief_complain} {KTAS_RN}")})
+
+
+def test_under_and_over_triage_on_a_hand_example():
+    # Index 0 = KTAS 1 (most urgent). Gold 3, predicted 4: under; gold 2, predicted 1: over.
+    gold = np.array([2, 1, 0, 3, 4, 2])
+    pred = np.array([3, 0, 0, 3, 2, 4])
+    assert severity_rates(gold, pred) == {"under_triage": pytest.approx(2 / 6), "over_triage": pytest.approx(2 / 6)}
+    from domainft.data import Example
+
+    exs = [Example("a", "3", "f", 1, "4"), Example("b", "2", "f", 2, "2"), Example("c", "2", "f", 3, None),
+           Example("d", "5", "f", 4, "3")]
+    ref = reference_scores(exs, ["1", "2", "3", "4", "5"], DataSpec(path="x.csv", reference_column="RN",
+                                                                 ordinal=True, labels=list("12345")))
+    assert (ref["n"], ref["accuracy"]) == (3, pytest.approx(1 / 3))
+    assert (ref["under_triage"], ref["over_triage"]) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+
+
+def test_escalation_rule_only_moves_toward_urgency():
+    probs = np.array([[0.05, 0.30, 0.40, 0.20, 0.05],   # cumulative 0.35 at KTAS 2
+                      [0.00, 0.00, 0.10, 0.80, 0.10],   # argmax KTAS 4 already reaches first
+                      [0.60, 0.10, 0.10, 0.10, 0.10]])  # most probable is the most urgent
+    assert escalate(probs, 1.0).tolist() == probs.argmax(-1).tolist()
+    assert escalate(probs, 0.3).tolist() == [1, 3, 0]
+    assert escalate(probs, 0.05).tolist() == [0, 2, 0]
+    assert Decision(True, None).choose(probs).tolist() == [2, 3, 0]
+
+
+def test_recipe_checks_ordinal_options():
+    with pytest.raises(RecipeError, match=r"decision.escalate_threshold: needs ordered labels"):
+        Recipe.from_dict({"data": triage_data(ordinal=False), "decision": {"escalate_threshold": 0.3}})
+    with pytest.raises(RecipeError, match=r"data.ordinal: needs data.labels"):
+        Recipe.from_dict({"data": {**triage_data(), "labels": None}})
+    with pytest.raises(RecipeError, match=r"data.columns.Sex: give `number` or `values`, not both"):
+        Recipe.from_dict({"data": triage_data(columns={"Sex": {"number": True, "values": {1: "f"}}})})
+
+
+def test_bad_columns_and_cells_name_file_line_and_field(tmp_path):
+    f = write_csv(tmp_path / "t.csv", ["fever;1;36,5;98;3;Fever;3;3", "cough;3;37,0;99;2;Cold;4;4",
+                                       "dyspnea;2;hot;90;5;Asthma;2;2"])
+    with pytest.raises(DataError, match=r"t.csv: no column 'Chief_complaint'; columns are: Chief_complain, "
+                                        r".*Set data.text_template"):
+        read(small_spec(f, text_template="{Chief_complaint}"))
+    with pytest.raises(DataError, match=r"no column 'Saturaton'.*Set data.columns \(key 'Saturaton'\)"):
+        read(small_spec(f, columns={"Saturaton": {"number": True}}))
+    with pytest.raises(DataError, match=r"no column 'Chief_complain'.*looks ';'-separated: set data.delimiter"):
+        read(small_spec(f, delimiter=","))
+    with pytest.raises(DataError, match=r"t.csv line 3: column 'Sex': code '3' is not in data.columns.Sex.values"):
+        read(small_spec(f))
+    with pytest.raises(DataError, match=r"t.csv line 4: column 'BT': 'hot' is not a number; .*data.missing_values"):
+        read(small_spec(f, columns={"BT": {"number": True}}))
+    bad_ref = write_csv(tmp_path / "r.csv", [f"c{i};1;36;98;3;D;{'X' if i == 5 else 3};3" for i in range(12)])
+    from domainft.tasks import get_task
+
+    with pytest.raises(DataError, match=r"r.csv line 7: KTAS_RN \(data.reference_column\) holds 'X'"):
+        get_task("classification").load_data(small_spec(bad_ref, labels=["3"], split={"stratify": False}))
+
+
+def test_escalation_is_reported_saved_and_reloaded(make_recipe):
+    recipe = make_recipe({"train.epochs": 1}, data=triage_data(max_length=64),
+                         decision={"escalate_threshold": 0.35})
+    result = run(recipe, progress=False, echo=lambda *a: None)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        m = metrics[split]
+        assert {"under_triage", "over_triage", "reference"} <= set(m)
+        assert {"accuracy", "under_triage", "over_triage", "n"} <= set(m["reference"])
+        assert m["decision"] == {"ordinal": True, "escalate_threshold": 0.35}
+    sweep = {row["escalate_threshold"]: row for row in metrics["validation"]["escalation_sweep"]}
+    assert {1.0, 0.35, 0.1} <= set(sweep) and "escalation_sweep" not in metrics["test"]
+    assert sweep[0.1]["under_triage"] <= sweep[0.35]["under_triage"] <= sweep[1.0]["under_triage"]
+    assert metrics["data"]["reference"]["column"] == "KTAS_RN"
+
+    texts = [e.text for e in prepare_examples(recipe.data).test]
+    labels = result.model.labels
+    most_probable = result.model.logits(texts).argmax(-1)
+    chosen = [labels.index(p["label"]) for p in result.model.predict(texts)]
+    assert all(c <= m for c, m in zip(chosen, most_probable))  # only ever more urgent
+    assert any(c < m for c, m in zip(chosen, most_probable))  # a near-uniform tiny model escalates
+    reloaded = load(result.run_dir)
+    assert reloaded.manifest["decision"] == {"ordinal": True, "escalate_threshold": 0.35}
+    again, before = reloaded.predict(texts), result.model.predict(texts)
+    assert [p["label"] for p in again] == [p["label"] for p in before] == [labels[c] for c in chosen]
+    np.testing.assert_allclose([p["score"] for p in again], [p["score"] for p in before], atol=1e-5)
+
+    # The exported bundle applies the same rule without torch.
+    from domainft.export import export_run
+    from domainft.serving import load as load_bundle
+
+    bundle = export_run(result.run_dir, echo=lambda *a: None).dir
+    served = load_bundle(bundle, precision="fp32").predict(texts)
+    assert [p["label"] for p in served] == [p["label"] for p in before]
