@@ -53,6 +53,8 @@ class SplitSpec(Section):
     test: float = Field(0.1, ge=0, lt=1)
     seed: int = 13
     stratify: bool = True
+    group_column: str | None = Field(None, description="keep the rows sharing this column's value "
+                                     "(a contract, a patient) in one split; fractions count groups")
 
     @model_validator(mode="after")
     def _fractions(self) -> "SplitSpec":
@@ -85,18 +87,33 @@ class ColumnSpec(Section):
         return self
 
 
+class WideSpec(Section):
+    """`format: wide_lists`: one row per document, one column per category holding a list of
+    excerpts (CUAD's master_clauses.csv); every other column must be excluded or be the group."""
+
+    exclude: list[str] = Field(default_factory=list, description="columns that are not categories "
+                               "(ids, metadata, categories left out on purpose)")
+    skip_suffix: str | None = Field("-Answer", description="columns ending so are not categories "
+                                    "(CUAD's `<Category>-Answer` summaries)")
+    multi_category: Literal["drop", "first"] = Field(
+        "drop", description="an excerpt listed under several categories of one row: drop it, or "
+        "keep it under the category whose column comes first; counted either way")
+
+
 def _cell_text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
 class DataSpec(Section):
-    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists"] = "auto"
     path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
                                                 "directory with train/devel/test files")
     train: Path | None = None
     validation: Path | None = None
     test: Path | None = None
     split: SplitSpec = Field(default_factory=SplitSpec)
+    wide: WideSpec = Field(default_factory=WideSpec, description="format wide_lists: which columns "
+                           "are categories, and what an excerpt under several of them becomes")
     text_column: str = "text"
     text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
     label_column: str = "label"
@@ -165,6 +182,11 @@ class DataSpec(Section):
             raise ValueError("`validation`/`test` files go with `train`, not with `path`")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("`labels` lists a label twice")
+        if self.format == "wide_lists" and self.text_template is not None:
+            raise ValueError("`text_template` does not apply to format wide_lists: the text is each "
+                             "excerpt of a category column")
+        if self.wide != WideSpec() and self.format != "wide_lists":  # defaults are written back
+            raise ValueError("`wide` options apply to format: wide_lists only; set data.format")
         if self.stride > self.max_length // 2:
             raise ValueError(f"`stride` ({self.stride}) must be at most half of `max_length` "
                              f"({self.max_length}) so that windows advance")
@@ -337,6 +359,10 @@ class Recipe(Section):
             raise _field_error("train.early_stopping.metric",
                                f"{es.metric!r} is not a metric this task reports; choose one of: "
                                f"{', '.join(task.metric_names)}")
+        if self.task != "classification" and self.data.format == "wide_lists":
+            raise _field_error("data.format", "wide_lists applies to task: classification only")
+        if self.task != "classification" and self.data.split.group_column:
+            raise _field_error("data.split.group_column", "applies to task: classification only")
         if self.data.ordinal and self.task != "classification":
             raise _field_error("data.ordinal", "applies to task: classification only")
         if self.decision.escalate_threshold is not None and not self.data.ordinal:

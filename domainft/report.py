@@ -11,6 +11,25 @@ def write_metrics(path: Path, metrics: dict) -> None:
     write_text(path, json.dumps(metrics, indent=2) + "\n")
 
 
+WIDE_LABELS = 6
+
+
+def _per_label_table(metrics: dict, labels: list[str]):
+    """F1 and support per label as rows (many labels: CUAD's 37 clause categories)."""
+    from rich.table import Table
+
+    table = Table(title="F1 per label (best checkpoint)")
+    table.add_column("label")
+    splits = [split for split in ("validation", "test") if metrics.get(split)]
+    for split in splits:
+        table.add_column(f"F1 {split}", justify="right")
+        table.add_column("n", justify="right")
+    for label in labels:
+        cells = [(f"{c['f1']:.4f}", str(c["support"])) for c in (metrics[s]["per_class"][label] for s in splits)]
+        table.add_row(label, *(x for pair in cells for x in pair))
+    return table
+
+
 def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -42,6 +61,9 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     for title, _ in columns:
         table.add_column(title, justify="right")
     labels = list(metrics["validation"]["per_class"])
+    many = len(labels) > WIDE_LABELS  # one column per label stops fitting: a table per label instead
+    if many:
+        labels, all_labels = [], labels
     for label in labels:
         table.add_column(f"F1 {label}", justify="right")
     for split in ("validation", "test"):
@@ -51,6 +73,8 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
         table.add_row(split, str(m["n"]), *(f"{m[key]:.4f}" for _, key in columns),
                       *(f"{m['per_class'][label]['f1']:.4f}" for label in labels))
     console.print(table)
+    if many:
+        console.print(_per_label_table(metrics, all_labels))
     for split in ("validation", "test"):
         m = metrics.get(split) or {}
         if "under_triage" in m:

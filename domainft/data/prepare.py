@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.data.readers import Example, TextFields, read_examples
-from domainft.data.splits import deduplicate, stratified_split
+from domainft.data.splits import deduplicate, group_split, shared_groups, stratified_split
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ class DataBundle:
 
 def prepare_examples(spec: "DataSpec") -> DataBundle:
     fields = TextFields.of(spec)
-    read = lambda p: _checked(read_examples(Path(p), spec.format, fields, spec.encoding,  # noqa: E731
-                                            spec.delimiter))
     report: dict = {}
+    read = lambda p: _checked(_read(Path(p), spec, fields, report))  # noqa: E731
+    split = lambda exs, val, test: _split(exs, spec, val, test)  # noqa: E731
     if spec.path is not None:
         examples = read(spec.path)
         report["rows_read"] = len(examples)
@@ -40,22 +40,49 @@ def prepare_examples(spec: "DataSpec") -> DataBundle:
                           conflicting_texts_removed=dedup.conflicting_texts,
                           conflicting_rows_removed=dedup.conflicting_rows_removed)
         s = spec.split
-        train, validation, test = stratified_split(examples, s.validation, s.test, s.seed, s.stratify)
-        report["split"] = f"seeded stratified split of {spec.path} (seed {s.seed})"
+        train, validation, test = split(examples, s.validation, s.test)
+        kind = f"group split by {s.group_column!r}" if s.group_column else "split"
+        report["split"] = f"seeded {'stratified ' if s.stratify else ''}{kind} of {spec.path} (seed {s.seed})"
     else:
         train = read(spec.train)
         if spec.validation is not None:
             validation = read(spec.validation)
         else:  # carve validation out of train, keep the given test file untouched
-            s = spec.split
-            train, validation, _ = stratified_split(train, s.validation, 0.0, s.seed, s.stratify)
+            train, validation, _ = split(train, spec.split.validation, 0.0)
         test = read(spec.test) if spec.test is not None else []
         report["overlap_train_test"] = len({e.text for e in train} & {e.text for e in test})
     labels = _label_set(spec.labels, train, validation + test)
     report["counts"] = {name: len(exs) for name, exs in
                         {"train": train, "validation": validation, "test": test}.items()}
     report["train_label_counts"] = dict(sorted(Counter(e.label for e in train).items()))
+    if spec.split.group_column:
+        report["groups"] = _group_counts(spec.split.group_column, train, validation, test)
     return DataBundle(train, validation, test, labels, report)
+
+
+def _read(path: Path, spec: "DataSpec", fields: TextFields, report: dict) -> list[Example]:
+    examples = read_examples(path, spec.format, fields, spec.encoding, spec.delimiter, spec.wide)
+    if spec.format != "wide_lists":
+        return examples
+    from domainft.data.wide import resolve_multi_category
+
+    # An excerpt under several categories has no single label: never silent, always counted.
+    examples, counts = resolve_multi_category(examples, spec.wide.multi_category)
+    report.setdefault("multi_category", {})[str(path)] = counts  # per file read
+    return examples
+
+
+def _split(examples: list[Example], spec: "DataSpec", validation: float, test: float):
+    s = spec.split
+    splitter = group_split if s.group_column else stratified_split
+    return splitter(examples, validation, test, s.seed, s.stratify)
+
+
+def _group_counts(column: str, *splits: list[Example]) -> dict:
+    """Groups per split and how many sit in two splits (0 unless given files share some)."""
+    names = ("train", "validation", "test")
+    return {"column": column, **{n: len({e.group for e in exs}) for n, exs in zip(names, splits)},
+            "shared_between_splits": len(shared_groups(*splits))}
 
 
 def _checked(examples: list[Example]) -> list[Example]:

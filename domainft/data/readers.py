@@ -1,4 +1,5 @@
-"""Readers for labelled text files: CSV, TSV, JSONL and Financial PhraseBank's `sentence@label`.
+"""Readers for labelled text files: CSV, TSV, JSONL, Financial PhraseBank's `sentence@label` and
+wide tables of excerpt lists (data/wide.py); any of them gzip-compressed (`.gz`).
 
 Every reader returns `Example`s that remember their file and line, so later checks (empty text,
 unknown label) can say exactly where the problem is.
@@ -6,6 +7,7 @@ unknown label) can say exactly where the problem is.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import string
@@ -17,10 +19,11 @@ from domainft.data.cells import CellError, as_text, is_missing, render
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
-    from domainft.recipe import ColumnSpec, DataSpec
+    from domainft.recipe import ColumnSpec, DataSpec, WideSpec
 
-FORMATS = ("csv", "tsv", "jsonl", "phrasebank")
-DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1"}
+FORMATS = ("csv", "tsv", "jsonl", "phrasebank", "wide_lists")
+DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1",
+                    "wide_lists": "utf-8-sig"}
 SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "phrasebank"}
 
 
@@ -31,6 +34,7 @@ class Example:
     source: str  # file path as the user wrote it
     line: int  # 1-based line where the record starts
     reference: str | None = None  # another rater's label (data.reference_column); never an input
+    group: str | None = None  # data.split.group_column: rows of one group stay in one split
 
     @property
     def where(self) -> str:
@@ -49,11 +53,13 @@ class TextFields:
     missing_values: frozenset[str] = frozenset()
     reference_column: str | None = None
     leak_columns: tuple[str, ...] = ()
+    group_column: str | None = None
 
     @classmethod
     def of(cls, spec: "DataSpec") -> "TextFields":
         return cls(spec.text_column, spec.text_template, spec.label_column, dict(spec.columns),
-                   frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns))
+                   frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns),
+                   spec.split.group_column)
 
     def template_columns(self) -> list[str]:
         return [self.column] if self.template is None else template_fields(self.template)
@@ -69,6 +75,8 @@ class TextFields:
             need.setdefault(name, f"data.columns (key {name!r})")
         for name in self.leak_columns:
             need.setdefault(name, "data.leak_columns")
+        if self.group_column:
+            need.setdefault(self.group_column, "data.split.group_column")
         return need
 
     def text_of(self, row: dict) -> str:
@@ -86,6 +94,9 @@ class TextFields:
         raw = as_text(row[self.reference_column])
         return None if not raw or is_missing(raw, self.missing_values) else raw
 
+    def group_of(self, row: dict) -> str | None:
+        return as_text(row[self.group_column]) if self.group_column else None
+
 
 def template_fields(template: str) -> list[str]:
     """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
@@ -95,20 +106,39 @@ def template_fields(template: str) -> list[str]:
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
-    found = SUFFIX_FORMAT.get(path.suffix.lower())
+    suffix = _data_suffix(path)
+    found = SUFFIX_FORMAT.get(suffix)
     if found is None:
         raise DataError(
-            f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
+            f"{path}: cannot tell the format from the suffix {suffix!r}; "
             f"set data.format to one of: {', '.join(FORMATS)}"
         )
     return found
 
 
-def read_text(path: Path, encoding: str) -> str:
-    """Decode a whole file; on bad bytes, name the line and suggest data.encoding."""
+def _data_suffix(path: Path) -> str:
+    """`.csv` for both `d.csv` and `d.csv.gz`: compression does not change the format."""
+    inner = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    return inner.suffix.lower()
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it is gzip-compressed (by its magic bytes, not its name)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (relative paths start at {Path.cwd()})")
     raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: a damaged or truncated gzip file ({e}); download it again, or "
+                        "gunzip it to see how far it reads") from None
+
+
+def read_text(path: Path, encoding: str) -> str:
+    """Decode a whole file; on bad bytes, name the line and suggest data.encoding."""
+    raw = read_bytes(path)
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -122,9 +152,13 @@ def read_text(path: Path, encoding: str) -> str:
 
 
 def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None = None,
-                  delimiter: str | None = None) -> list[Example]:
+                  delimiter: str | None = None, wide: "WideSpec | None" = None) -> list[Example]:
     fmt = detect_format(path, fmt)
     text = read_text(path, encoding or DEFAULT_ENCODING[fmt])
+    if fmt == "wide_lists":
+        from domainft.data.wide import read_wide
+
+        return read_wide(path, text, wide, fields.group_column, delimiter or ",")
     if fmt == "phrasebank":
         return _read_phrasebank(path, text)
     if fmt == "jsonl":
@@ -155,13 +189,25 @@ def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
         text = fields.text_of(row)
     except CellError as e:
         raise DataError(f"{path} line {line}: {e}") from None
-    return Example(text, as_text(row[fields.label_column]), str(path), line, fields.reference_of(row))
+    return Example(text, as_text(row[fields.label_column]), str(path), line, fields.reference_of(row),
+                   fields.group_of(row))
 
 
 def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -> list[Example]:
+    columns, rows = delimited_rows(path, text, delimiter)
+    _check_columns(path, columns, fields)
+    return [_example(path, line, row, fields) for line, row in rows]
+
+
+def delimited_rows(path: Path, text: str, delimiter: str):
+    """(header, iterator of (line where the row starts, row dict)); ragged rows and csv errors
+    raise DataError naming the line."""
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    _check_columns(path, list(reader.fieldnames or []), fields)
-    examples, line = [], 2  # line 1 is the header
+    return list(reader.fieldnames or []), _rows(path, reader, delimiter)
+
+
+def _rows(path: Path, reader: csv.DictReader, delimiter: str):
+    line = 2  # line 1 is the header
     try:
         for row in reader:
             if None in row:  # more cells than header columns
@@ -169,11 +215,10 @@ def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -
                     f"{path} line {line}: {len(row) - 1 + len(row[None])} cells but the header has "
                     f"{len(row) - 1}; quote cells that contain {delimiter!r}"
                 )
-            examples.append(_example(path, line, row, fields))
+            yield line, row
             line = reader.line_num + 1
     except csv.Error as e:
         raise DataError(f"{path} line {reader.line_num}: {e}") from None
-    return examples
 
 
 def _read_jsonl(path: Path, text: str, fields: TextFields) -> list[Example]:

@@ -85,3 +85,63 @@ def seeded_split(items: list, validation: float, test: float, seed: int) -> tupl
                         "them; give data.validation / data.test files or more data")
     pick = lambda idx: [items[i] for i in sorted(idx)]  # noqa: E731 - keep file order inside a split
     return (pick(order[n_val + n_test:]), pick(order[:n_val]), pick(order[n_val:n_val + n_test]))
+
+
+def group_split(examples: list[Example], validation: float, test: float, seed: int,
+                stratify: bool = True) -> tuple[list[Example], list[Example], list[Example]]:
+    """Split whole groups (`Example.group`: a contract, a patient) so none spans two splits.
+
+    The fractions count groups. Stratified: StratifiedGroupKFold with round(1 / fraction) folds,
+    one fold held out (label proportions kept as far as whole groups allow); otherwise
+    GroupShuffleSplit. Leakage between splits is what a group split prevents, so it is checked.
+    """
+    blank = next((ex for ex in examples if not ex.group), None)
+    if blank is not None:
+        raise DataError(f"{blank.where}: empty data.split.group_column cell; every row needs its group "
+                        "(e.g. the contract id)")
+    n_groups = len({ex.group for ex in examples})
+    if n_groups < 3:
+        raise DataError(f"only {n_groups} group(s) in data.split.group_column: a group split needs at "
+                        "least one group each for train, validation and test")
+    index = list(range(len(examples)))
+    rest, test_idx = _group_cut(index, examples, test, seed, stratify) if test > 0 else (index, [])
+    train_idx, val_idx = _group_cut(rest, examples, validation / (1 - test), seed, stratify)
+    pick = lambda idx: [examples[i] for i in sorted(idx)]  # noqa: E731 - file order inside a split
+    parts = pick(train_idx), pick(val_idx), pick(test_idx)
+    assert not shared_groups(*parts), "a group ended up in two splits"
+    return parts
+
+
+def _group_cut(index: list[int], examples: list[Example], fraction: float, seed: int, stratify: bool):
+    """(kept, held out) positions of `index`, whole groups held out."""
+    import warnings
+
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    labels = [examples[i].label for i in index]
+    groups = [examples[i].group for i in index]
+    try:
+        if stratify:
+            folds = StratifiedGroupKFold(n_splits=max(2, round(1 / fraction)), shuffle=True, random_state=seed)
+            with warnings.catch_warnings():  # rare labels: fewer members than folds is expected
+                warnings.simplefilter("ignore", UserWarning)
+                kept, held = next(folds.split(index, labels, groups))
+        else:
+            cut = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+            kept, held = next(cut.split(index, labels, groups))
+    except ValueError as e:  # e.g. more folds than groups
+        raise DataError(f"cannot split {len(set(groups))} groups as data.split asks: {e}; lower "
+                        "data.split.validation / test or add data") from None
+    return [index[i] for i in kept], [index[i] for i in held]
+
+
+def shared_groups(*splits: list[Example]) -> set[str]:
+    """Groups found in more than one split (empty for a correct group split)."""
+    seen: dict[str, int] = {}
+    shared = set()
+    for n, split in enumerate(splits):
+        for group in {ex.group for ex in split}:
+            if group in seen and seen[group] != n:
+                shared.add(group)
+            seen.setdefault(group, n)
+    return shared

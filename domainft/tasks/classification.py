@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @register_task("classification")
 class ClassificationTask(Task):
-    metric_names = ("accuracy", "macro_f1", "weighted_f1", "loss")
+    metric_names = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "loss")
     default_metric = "macro_f1"
     peft_task_type = "SEQ_CLS"
     long_input_note = "truncated to data.max_length tokens"
@@ -159,6 +159,8 @@ def _scalar_metrics(y_true, y_pred) -> dict[str, float]:
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        # Equals accuracy for single-label classes; reported because clause-typing anchors (LEDGAR) use it.
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
     }
 
