@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from domainft.errors import DomainftError
+from domainft.jsonl import jsonl_records
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune pretrained encoders into domain classifiers from YAML recipes.")
@@ -132,13 +133,7 @@ def _read_inputs(path: Path) -> list:
     if not path.is_file():
         raise DomainftError(f"--input: {path} does not exist")
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DomainftError(f"--input: {path} line {n}: not JSON ({e.msg})") from None
+    for n, value in jsonl_records(path.read_text(encoding="utf-8"), f"--input: {path}"):
         value = value.get("text") if isinstance(value, dict) else value
         if not isinstance(value, (str, list)):
             raise DomainftError(f'--input: {path} line {n}: expected a JSON string or {{"text": ...}}')

@@ -12,8 +12,9 @@ from domainft.data.ner import Sentence, prepare_sentences, read_conll, read_ner_
 from domainft.errors import DataError, RecipeError
 from domainft.model import TrainedModel
 from domainft.recipe import DataSpec, Recipe
-from domainft.tasks.ner import NerTask, encode_words, merge_windows, spans
-from domainft.tasks.windows import best_window, plan_windows
+from domainft.decode import spans
+from domainft.tasks.ner import NerTask, encode_words
+from domainft.wordwindows import best_window, merge_windows, plan_windows
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "medical_ner"

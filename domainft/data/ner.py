@@ -8,7 +8,6 @@ repair offered (`data.repair_tags`: an I-X that opens an entity becomes B-X) is 
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from domainft.data.readers import read_text
 from domainft.errors import DataError
+from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
     from domainft.recipe import DataSpec
@@ -95,13 +95,7 @@ def read_conll(path: Path, tag_index: int = -1, encoding: str = "utf-8") -> list
 
 def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8") -> list[Sentence]:
     sentences = []
-    for lineno, raw in enumerate(read_text(path, encoding).splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {lineno}: not valid JSON ({e.msg})") from None
+    for lineno, record in jsonl_records(read_text(path, encoding), str(path)):
         for key in (tokens_key, tags_key):
             if key not in record:
                 raise DataError(f"{path} line {lineno}: no {key!r} key (keys: {', '.join(record)}); set "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from domainft.data.cells import CellError, as_text, is_missing, render
 from domainft.errors import DataError
+from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
     from domainft.recipe import ColumnSpec, DataSpec, WideSpec
@@ -223,13 +223,7 @@ def _rows(path: Path, reader: csv.DictReader, delimiter: str):
 
 def _read_jsonl(path: Path, text: str, fields: TextFields) -> list[Example]:
     examples = []
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {line}: not valid JSON ({e.msg})") from None
+    for line, row in jsonl_records(text, str(path)):
         if not isinstance(row, dict):
             raise DataError(f"{path} line {line}: expected a JSON object, got {type(row).__name__}")
         _check_columns(path, list(row), fields, where=f" line {line}")

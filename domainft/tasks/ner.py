@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domainft.data.ner import NerBundle, Sentence, prepare_sentences
-from domainft.decode import entities, spans  # noqa: F401  (spans: part of this module's API)
+from domainft.decode import entities
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
-from domainft.wordwindows import WORD, merge_windows, window_inputs, words_with_offsets  # noqa: F401
+from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
 if TYPE_CHECKING:
     from domainft.recipe import DataSpec
