@@ -187,9 +187,6 @@ class DataSpec(Section):
                              "excerpt of a category column")
         if self.wide != WideSpec() and self.format != "wide_lists":  # defaults are written back
             raise ValueError("`wide` options apply to format: wide_lists only; set data.format")
-        if self.stride > self.max_length // 2:
-            raise ValueError(f"`stride` ({self.stride}) must be at most half of `max_length` "
-                             f"({self.max_length}) so that windows advance")
         return self
 
 
@@ -352,6 +349,10 @@ class Recipe(Section):
         from domainft.tasks import TASKS
 
         task = TASKS.get(self.task)
+        d = self.data
+        if task.words_as_input and d.stride > d.max_length // 2:  # only word-windowing tasks use stride
+            raise _field_error("data", f"`stride` ({d.stride}) must be at most half of `max_length` "
+                                       f"({d.max_length}) so that windows advance")
         es = self.train.early_stopping
         if es.metric is None:
             es.metric = task.default_metric
