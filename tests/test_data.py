@@ -113,3 +113,20 @@ def test_labels_sorted_and_stored_explicitly():
     bundle = prepare_examples(DataSpec(path=SAMPLE, format="phrasebank"))
     assert bundle.labels == ["negative", "neutral", "positive"]
     assert set(Counter(e.label for e in bundle.test)) == set(bundle.labels)
+
+
+def test_truncated_texts_are_counted_exactly(tiny_base):
+    from transformers import AutoTokenizer
+
+    from domainft.data.readers import Example
+    from domainft.recipe import DataSpec
+    from domainft.tasks import get_task
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    texts = ["short", "word " * 14, "word " * 30]  # 3, 16 and 32 tokens with [CLS]/[SEP]
+    examples = [Example(t, "a", "f", i) for i, t in enumerate(texts, 1)]
+    spec = DataSpec(path="unused", max_length=16)
+    task = get_task("classification")
+    encoded = task.encode(examples, tokenizer, {"a": 0}, spec)
+    assert [len(ids) for ids in encoded["input_ids"]] == [3, 16, 16]
+    assert task.count_truncated(examples, tokenizer, spec, encoded) == 1

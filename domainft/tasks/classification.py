@@ -56,14 +56,16 @@ class ClassificationTask(Task):
         """Tokenize without padding (the collator pads each batch to its own longest text)."""
         from datasets import Dataset
 
-        enc = tokenizer([e.text for e in examples], truncation=True, max_length=spec.max_length)
+        texts = [e.text for e in examples]
+        enc = tokenizer(texts, truncation=True, max_length=spec.max_length)
         columns = dict(enc)
         columns["labels"] = [label2id[e.label] for e in examples]
+        # Not a model input: the Trainer drops it from batches; count_truncated reads it.
+        columns["truncated"] = _truncated(enc, tokenizer, texts, spec.max_length)
         return Dataset.from_dict(columns)
 
     def count_truncated(self, examples: list[Example], tokenizer, spec: "DataSpec", encoded) -> int:
-        lengths = [len(ids) for ids in tokenizer([e.text for e in examples])["input_ids"]]
-        return sum(n > spec.max_length for n in lengths)
+        return sum(encoded["truncated"])
 
     def collator(self, tokenizer):
         from transformers import DataCollatorWithPadding
@@ -187,3 +189,11 @@ def reference_scores(examples: list[Example], labels: list[str], spec: "DataSpec
     scores = _scalar_metrics(y_true, y_ref) if rated else {}
     return {"column": spec.reference_column, "n": len(rated), **scores,
             **(severity_rates(y_true, y_ref) if spec.ordinal else {})}
+
+
+def _truncated(enc, tokenizer, texts: list[str], max_length: int) -> list[bool]:
+    """Which texts lost tokens: fast tokenizers record what truncation cut; slow ones need a
+    second, untruncated pass."""
+    if enc.encodings is not None:
+        return [bool(e.overflowing) for e in enc.encodings]
+    return [len(ids) > max_length for ids in tokenizer(texts)["input_ids"]]
