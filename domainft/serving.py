@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from domainft.batching import predict_sorted
 from domainft.decode import entities, label_scores
 from domainft.ordinal import Decision
 from domainft.errors import DomainftError
@@ -92,10 +93,8 @@ class Predictor:
             return self._predict_words(list(texts), batch_size)
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
-        out: list[dict] = []
-        for start in range(0, len(texts), batch_size):
-            out += label_scores(self.logits(texts[start:start + batch_size]), id2label, decision.choose)
-        return out
+        return predict_sorted(list(texts), batch_size,
+                              lambda batch: label_scores(self.logits(batch), id2label, decision.choose))
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """Classification logits for one batch of texts (truncated to the trained max length)."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from domainft.batching import predict_sorted
 from domainft.data import DataBundle, Example, prepare_examples
 from domainft.decode import label_scores, softmax
 from domainft.errors import DataError
@@ -144,10 +145,8 @@ class ClassificationTask(Task):
             texts = [texts]
         id2label = dict(enumerate(trained.labels))
         decision = Decision.from_manifest(trained.manifest)  # the rule the run was evaluated with
-        results: list[dict] = []
-        for start in range(0, len(texts), batch_size):
-            results.extend(self.decode(trained.logits(texts[start:start + batch_size]), id2label, decision))
-        return results
+        return predict_sorted(list(texts), batch_size,
+                              lambda batch: self.decode(trained.logits(batch), id2label, decision))
 
     def decode(self, logits: np.ndarray, id2label: dict[int, str], decision: Decision | None = None) -> list[dict]:
         """Logits -> [{'label', 'score', 'scores'}] with softmax probabilities; the label is the
