@@ -68,14 +68,17 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
            int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help="also write model.int8.onnx"),
            quantization: Optional[str] = typer.Option(None, help="int8 preset: avx2, avx512, avx512_vnni, arm64"),
            max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
-           opset: Optional[int] = typer.Option(None, help="ONNX opset")):
+           opset: Optional[int] = typer.Option(None, help="ONNX opset"),
+           fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse",
+                                               help="quantize the ONNX Runtime-fused graph")):
     """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation.
 
     Settings default to the run's recipe `export:` section; options override them."""
     from domainft.export import export_run, saved_recipe
     from domainft.model import model_dir_of
 
-    given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset}
+    given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset,
+             "fuse": fuse}
     try:
         spec = saved_recipe(model_dir_of(run_dir).parent).export
         spec = _export_spec({**spec.model_dump(), **{k: v for k, v in given.items() if v is not None}})

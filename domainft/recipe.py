@@ -282,6 +282,8 @@ class ExportSpec(Section):
         "avx2", description="instruction set the int8 model is quantized for (optimum's presets)")
     max_int8_drop: float = Field(1.0, ge=0, le=100, description="points of validation accuracy / "
                                  "macro-F1 (ner: entity F1) int8 may lose; beyond it no int8 file")
+    fuse: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX Runtime's "
+                       "transformer optimizer before int8 quantization (model.onnx stays plain ONNX)")
 
 
 def _tuning_options(value: Any) -> TuningOptions:

@@ -81,6 +81,14 @@ def test_export_matches_pytorch_for_every_task_and_method(exported, task, method
     assert m["parity"]["fp32"] == m["parity"]["pytorch"]
     assert m["parity"]["int8"]["written"] and m["parity"]["int8"]["drop_points"] <= 1.0
     assert m["files"]["int8"]["mb"] < m["files"]["fp32"]["mb"] / 2
+    # int8 is quantized from the fused graph (attention, LayerNorm, GELU as ORT kernels) ...
+    fused = m["parity"]["int8"]["quantization"]["fused"]
+    assert fused["SkipLayerNormalization"] >= 2
+    if method != "adapter":  # the adapters library's attention code is not a pattern ORT recognises
+        assert fused["Attention"] == 2
+        assert "QAttention" in {n.op_type for n in onnx.load(str(bundle / "model.int8.onnx")).graph.node}
+    # ... while model.onnx stays plain ONNX for any runtime.
+    assert {n.domain for n in onnx.load(str(bundle / "model.onnx")).graph.node} <= {"", "ai.onnx"}
     assert {"onnxruntime", "torch", "transformers"} <= set(m["versions"])
     assert result.metrics["export"]["parity"] == m["parity"]  # and in metrics.json
     config = json.loads((bundle / "config.json").read_text())
@@ -220,6 +228,11 @@ def test_cli_exports_a_run_and_predicts_from_the_bundle(tiny_base, tmp_path):
     cli = runner.invoke(app, ["predict", str(bundle), "--input", str(inputs)])
     assert cli.exit_code == 0, cli.output
     assert [json.loads(line)["text"] for line in cli.output.splitlines()] == [TEXTS[0], TEXTS[2]]
+
+    cli = runner.invoke(app, ["export", str(result.run_dir), "--out", str(tmp_path / "plain"), "--no-fuse"])
+    assert cli.exit_code == 0, cli.output
+    assert manifest_of(tmp_path / "plain")["parity"]["int8"]["quantization"]["fused"] is None
+    assert "Attention" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.int8.onnx")).graph.node}
 
     cli = runner.invoke(app, ["export", str(result.run_dir), "--quantization", "avx3"])
     assert cli.exit_code == 2 and "export.quantization" in cli.output
