@@ -83,6 +83,17 @@ def test_adapter_placement_changes_size(make_recipe, tmp_path):
     assert counts["attention_and_ffn"] > counts["ffn"]
 
 
+def test_adapter_can_train_the_pooler_and_reloads_it(make_recipe):
+    result = quiet_run(make_recipe({"tuning.method": "adapter", "tuning.train_pooler": True,
+                                    "train.epochs": 1}))
+    trainable = {n for n, p in result.model.model.named_parameters() if p.requires_grad}
+    assert {"bert.pooler.dense.weight", "bert.pooler.dense.bias"} <= trainable
+    base = load(result.run_dir)  # the pooler's trained weights come back from the head file
+    np.testing.assert_allclose(base.model.bert.pooler.dense.weight.detach().numpy(),
+                               result.model.model.bert.pooler.dense.weight.detach().numpy())
+    np.testing.assert_allclose(base.logits(TEXTS), result.model.logits(TEXTS), atol=1e-6)
+
+
 @pytest.mark.parametrize("override, message", [
     ({"tuning.method": "freeze", "tuning.r": 8}, r"tuning.r: .*not an option of tuning.method=freeze"),
     ({"tuning.method": "lora", "tuning.train_top_layers": 2}, r"tuning.train_top_layers"),

@@ -27,6 +27,8 @@ class AdapterOptions(TuningOptions):
         "ffn", description="ffn: after the feed-forward block (Pfeiffer); attention_and_ffn: after "
                            "both sub-layers (Houlsby, about twice the parameters)")
     non_linearity: Literal["relu", "gelu", "swish", "tanh"] = "relu"
+    train_pooler: bool = Field(False, description="also train the base's pooler (the dense layer "
+                               "on [CLS] the classification head reads)")
 
 
 @register_method("adapter")
@@ -52,10 +54,14 @@ class AdapterTuning(TuningMethod):
         model.add_adapter(ADAPTER_NAME, config=self.adapter_config())
         model.train_adapter(ADAPTER_NAME)  # freezes everything else
         model.set_active_adapters(ADAPTER_NAME)
-        for module in ctx.new_modules:
+        for module in [*ctx.new_modules, *(self.poolers(model) if self.options.train_pooler else [])]:
             for p in model.get_submodule(module).parameters():
                 p.requires_grad = True
         return model
+
+    @staticmethod
+    def poolers(model) -> list[str]:
+        return [name for name, _ in model.named_modules() if name.split(".")[-1] == "pooler"]
 
     def save(self, model, out_dir: Path) -> None:
         from safetensors.torch import save_file
