@@ -8,7 +8,7 @@ fp32 graph reproduces PyTorch's logits on the validation set (the parity gate).
 from __future__ import annotations
 
 import json
-import shutil
+import logging
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -229,9 +229,14 @@ def quantize(src: Path, dst: Path, preset: str) -> dict:
     operators = [getattr(o, "value", o) for o in config.operators_to_quantize]
     weights = QuantType.QInt8 if config.weights_dtype.name == "QInt8" else QuantType.QUInt8
     # Fused contrib operators have no ONNX shape inference: their outputs are float (DefaultTensorType).
-    quantize_dynamic(src, dst, per_channel=config.per_channel, reduce_range=config.reduce_range,
-                     weight_type=weights, op_types_to_quantize=operators,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice is for static quantization
+    try:
+        quantize_dynamic(src, dst, per_channel=config.per_channel, reduce_range=config.reduce_range,
+                         weight_type=weights, op_types_to_quantize=operators,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
     return {"preset": preset, "mode": "dynamic", "weights": config.weights_dtype.name,
             "activations": config.activations_dtype.name, "per_channel": config.per_channel,
             "reduce_range": config.reduce_range, "operators": operators}
