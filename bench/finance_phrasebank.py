@@ -20,17 +20,20 @@ FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "Sentences_
 OUT = ROOT / "bench" / "out"
 
 
-def write_split(recipe) -> Path:
+def write_split(recipe, split_dir: Path = OUT / "fpb50_split") -> Path:
+    """The recipe's train/validation/test as domainft loads them (texts rendered by the recipe's
+    template, deduplicated, split) to SPLIT_DIR/{name}.csv (text,label) for a peer script, and the
+    recipe's label order to SPLIT_DIR/labels.json. Classification recipes."""
     from domainft.tasks import get_task
 
-    data = get_task("classification").load_data(recipe.data)
-    split_dir = OUT / "fpb50_split"
+    data = get_task(recipe.task).load_data(recipe.data)
     split_dir.mkdir(parents=True, exist_ok=True)
     for name, examples in data.splits().items():
         with open(split_dir / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["text", "label"])
             w.writerows((e.text, e.label) for e in examples)
+    (split_dir / "labels.json").write_text(json.dumps(data.labels))
     print(f"split: {data.report}", flush=True)
     return split_dir
 

@@ -5,22 +5,29 @@ first-subword labels, truncation at 128 tokens, seqeval scores).
 Reads a CoNLL corpus directory (train/devel/test.tsv, token<TAB>tag) and prints one JSON line with
 test entity F1 both as run_ner computes it (seqeval default mode) and in strict IOB2 mode (what
 domainft reports), over the words the truncated inputs kept.
-Usage: python bench/peer_ner_script.py CORPUS_DIR MODEL_DIR OUT_DIR
+Usage: python bench/peer_ner_script.py CORPUS_DIR MODEL_DIR OUT_DIR [--seed 13] [--epochs 3]
 """
+import argparse
 import json
 import resource
-import sys
 import time
 
 import numpy as np
 from datasets import Dataset
-from seqeval.metrics import f1_score
+from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                           Trainer, TrainingArguments, set_seed)
 
-corpus, model_dir, out_dir = sys.argv[1:4]
-set_seed(13)
+parser = argparse.ArgumentParser()
+parser.add_argument("corpus")
+parser.add_argument("model_dir")
+parser.add_argument("out_dir")
+parser.add_argument("--seed", type=int, default=13)
+parser.add_argument("--epochs", type=float, default=3)
+cli = parser.parse_args()
+corpus, model_dir, out_dir = cli.corpus, cli.model_dir, cli.out_dir
+set_seed(cli.seed)
 
 
 def read(name):
@@ -78,9 +85,9 @@ def compute_metrics(p):
 
 args = TrainingArguments(
     output_dir=out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=5e-5,
-    per_device_train_batch_size=8, per_device_eval_batch_size=8, num_train_epochs=3,
+    per_device_train_batch_size=8, per_device_eval_batch_size=8, num_train_epochs=cli.epochs,
     load_best_model_at_end=True, metric_for_best_model="f1", save_total_limit=1,
-    report_to=[], seed=13, disable_tqdm=True)
+    report_to=[], seed=cli.seed, disable_tqdm=True)
 trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                   data_collator=DataCollatorForTokenClassification(tokenizer), compute_metrics=compute_metrics)
 start = time.perf_counter()
@@ -89,7 +96,10 @@ wall = time.perf_counter() - start
 out = trainer.predict(data["test"])
 gold, pred = tags_of(out.predictions, out.label_ids)
 words_total = sum(len(w) for w, _ in splits["test"])
-print(json.dumps({"tool": "peer run_ner-style script", "test_f1": f1_score(gold, pred, mode="strict", scheme=IOB2),
+strict = {"mode": "strict", "scheme": IOB2}
+print(json.dumps({"tool": "peer run_ner-style script", "test_f1": f1_score(gold, pred, **strict),
+                  "test_precision": precision_score(gold, pred, **strict),
+                  "test_recall": recall_score(gold, pred, **strict),
                   "test_f1_default_mode": f1_score(gold, pred), "words_scored": sum(map(len, gold)),
-                  "words_total": words_total, "train_wall_s": wall, "epochs": 3.0,
+                  "words_total": words_total, "seed": cli.seed, "train_wall_s": wall, "epochs": cli.epochs,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -1,13 +1,15 @@
 """The peer: a plain Hugging Face Trainer script of the kind users write from the tutorials.
 
 Pads every text to max_length 64, 3 epochs at lr 2e-5, batch 16, evaluation each epoch, best
-checkpoint restored. Reads train/validation/test CSVs (text,label) and prints one JSON line.
+checkpoint restored. Reads train/validation/test CSVs (text,label) and prints one JSON line;
+--predictions also writes the predicted test labels (a JSON list, in test.csv order).
 Usage: python bench/peer_trainer_script.py SPLIT_DIR MODEL_DIR OUT_DIR
+           [--seed 13] [--epochs 3] [--max-length 64] [--predictions FILE]
 """
+import argparse
 import csv
 import json
 import resource
-import sys
 import time
 
 from datasets import Dataset
@@ -15,8 +17,17 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                           TrainingArguments, set_seed)
 
-split_dir, model_dir, out_dir = sys.argv[1:4]
-set_seed(13)
+parser = argparse.ArgumentParser()
+parser.add_argument("split_dir")
+parser.add_argument("model_dir")
+parser.add_argument("out_dir")
+parser.add_argument("--seed", type=int, default=13)
+parser.add_argument("--epochs", type=float, default=3)
+parser.add_argument("--max-length", type=int, default=64)
+parser.add_argument("--predictions")
+cli = parser.parse_args()
+split_dir, model_dir, out_dir = cli.split_dir, cli.model_dir, cli.out_dir
+set_seed(cli.seed)
 
 
 def read(name):
@@ -32,7 +43,7 @@ tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
 def to_dataset(items):
     ds = Dataset.from_dict({"text": [r["text"] for r in items], "label": [label2id[r["label"]] for r in items]})
-    return ds.map(lambda b: tokenizer(b["text"], padding="max_length", truncation=True, max_length=64),
+    return ds.map(lambda b: tokenizer(b["text"], padding="max_length", truncation=True, max_length=cli.max_length),
                   batched=True)
 
 
@@ -44,20 +55,26 @@ model = AutoModelForSequenceClassification.from_pretrained(
 def compute_metrics(pred):
     y = pred.predictions.argmax(-1)
     return {"accuracy": accuracy_score(pred.label_ids, y),
-            "f1": f1_score(pred.label_ids, y, average="macro")}
+            "f1": f1_score(pred.label_ids, y, average="macro"),
+            "micro_f1": f1_score(pred.label_ids, y, average="micro")}
 
 
 args = TrainingArguments(
     output_dir=out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=2e-5,
-    per_device_train_batch_size=16, per_device_eval_batch_size=16, num_train_epochs=3,
+    per_device_train_batch_size=16, per_device_eval_batch_size=16, num_train_epochs=cli.epochs,
     weight_decay=0.01, load_best_model_at_end=True, metric_for_best_model="f1", save_total_limit=1,
-    report_to=[], seed=13, disable_tqdm=True)
+    report_to=[], seed=cli.seed, disable_tqdm=True)
 trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                   compute_metrics=compute_metrics)
 start = time.perf_counter()
 trainer.train()
 wall = time.perf_counter() - start
-test = trainer.evaluate(data["test"], metric_key_prefix="test")
-print(json.dumps({"tool": "peer Trainer script (pad 64, 3 epochs)", "test_accuracy": test["test_accuracy"],
-                  "test_macro_f1": test["test_f1"], "train_wall_s": wall,
+out = trainer.predict(data["test"], metric_key_prefix="test")
+test = out.metrics
+if cli.predictions:
+    with open(cli.predictions, "w", encoding="utf-8") as f:
+        json.dump([labels[i] for i in out.predictions.argmax(-1)], f)
+print(json.dumps({"tool": f"peer Trainer script (pad {cli.max_length}, {cli.epochs:g} epochs)",
+                  "test_accuracy": test["test_accuracy"], "test_macro_f1": test["test_f1"],
+                  "test_micro_f1": test["test_micro_f1"], "seed": cli.seed, "epochs": cli.epochs, "train_wall_s": wall,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
