@@ -27,7 +27,10 @@ class AdapterOptions(TuningOptions):
         "ffn", description="ffn: after the feed-forward block (Pfeiffer); attention_and_ffn: after "
                            "both sub-layers (Houlsby, about twice the parameters)")
     non_linearity: Literal["relu", "gelu", "swish", "tanh"] = "relu"
-    train_pooler: bool = Field(False, description="also train the base's pooler (the dense layer "
+    # On by default: with the pooler frozen, FPB validation macro-F1 reached 0.797 after 3 epochs;
+    # trained (+148k parameters on MiniLM), 0.825 after 2. A sentence-embedding base's pooler was
+    # never trained for the [CLS] features the head reads.
+    train_pooler: bool = Field(True, description="also train the base's pooler (the dense layer "
                                "on [CLS] the classification head reads)")
 
 
