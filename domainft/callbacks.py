@@ -29,6 +29,8 @@ class EarlyStopping(TrainerCallback, ExportableState):
         return delta > self.min_delta
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.global_step == 0:
+            return  # the untrained model (eval_on_start): a reference; the Trainer cannot restore it
         key = f"eval_{self.metric}"
         if key not in (metrics or {}):
             raise DomainftError(f"early stopping: evaluation reported no {self.metric!r} "
@@ -49,6 +51,9 @@ class EarlyStopping(TrainerCallback, ExportableState):
         }
 
 
+SHOWN = ("loss", "accuracy", "macro_f1", "perplexity", "exact_match", "token_f1")
+
+
 class EvalReport(TrainerCallback):
     """One line per evaluation instead of the Trainer's raw dicts."""
 
@@ -63,12 +68,12 @@ class EvalReport(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}
-        shown = [f"{name} {metrics[f'eval_{name}']:.4f}" for name in ("loss", "accuracy", "macro_f1")
-                 if f"eval_{name}" in metrics]
-        if self.metric not in ("loss", "accuracy", "macro_f1") and f"eval_{self.metric}" in metrics:
+        shown = [f"{name} {metrics[f'eval_{name}']:.4f}" for name in SHOWN if f"eval_{name}" in metrics]
+        if self.metric not in SHOWN and f"eval_{self.metric}" in metrics:
             shown.append(f"{self.metric} {metrics[f'eval_{self.metric}']:.4f}")
         train = f"train loss {self.last_train_loss:.4f} | " if self.last_train_loss is not None else ""
-        self.echo(f"epoch {state.epoch:.2f} step {state.global_step}: {train}validation " + ", ".join(shown))
+        when = "before training" if state.global_step == 0 else f"epoch {state.epoch:.2f} step {state.global_step}"
+        self.echo(f"{when}: {train}validation " + ", ".join(shown))
 
 
 class QuietProgressCallback(ProgressCallback):

@@ -1,4 +1,4 @@
-"""The `domainft` command: run, validate, export, predict, models."""
+"""The `domainft` command: run, validate, export, predict, generate, merge, models."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,8 @@ from domainft.errors import DomainftError
 from domainft.jsonl import jsonl_records
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Fine-tune pretrained encoders into domain classifiers from YAML recipes.")
+                  help="Fine-tune pretrained models into domain classifiers, taggers and generators "
+                       "from YAML recipes.")
 err = Console(stderr=True)
 out = Console()
 
@@ -58,8 +59,8 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
     except DomainftError as e:
         _fail(e)
     print(r.to_yaml())
-    print(f"ok: base {base.describe()}; labels {', '.join(data.labels)}; "
-          f"counts {json.dumps(data.report['counts'])}")
+    labels = f"labels {', '.join(data.labels)}; " if data.labels else ""
+    print(f"ok: base {base.describe()}; {labels}counts {json.dumps(data.report['counts'])}")
 
 
 @app.command()
@@ -145,11 +146,73 @@ def _read_inputs(path: Path) -> list:
 
 
 @app.command()
-def models():
+def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: generation recipe"),
+             prompts: Optional[List[str]] = typer.Argument(None, help="prompts (user messages)"),
+             input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one prompt per line, a JSON "
+                                                       'string, {"prompt": ...} or {"messages": [...]}'),
+             max_new_tokens: Optional[int] = typer.Option(None, help="default: the recipe's generation.max_new_tokens"),
+             sample: bool = typer.Option(False, "--sample", help="sample instead of greedy decoding"),
+             temperature: float = typer.Option(1.0, help="with --sample"),
+             top_p: float = typer.Option(1.0, help="with --sample"),
+             seed: int = typer.Option(0, help="with --sample: the same seed gives the same text"),
+             batch_size: int = typer.Option(8, help="prompts per model call")):
+    """Answer prompts with a trained generation run; one JSON object per prompt."""
+    from domainft.model import load
+
+    try:
+        items = list(prompts or []) + (_read_prompts(input_file) if input_file else [])
+        if not items:
+            raise DomainftError("generate: give prompts as arguments or --input FILE.jsonl")
+        responses = load(run_dir).generate(items, max_new_tokens, batch_size, sample, temperature, top_p,
+                                           seed if sample else None)
+    except DomainftError as e:
+        _fail(e)
+    for prompt, response in zip(items, responses):
+        print(json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False))
+
+
+def _read_prompts(path: Path) -> list:
+    if not path.is_file():
+        raise DomainftError(f"--input: {path} does not exist")
+    items = []
+    for n, value in jsonl_records(path.read_text(encoding="utf-8"), f"--input: {path}"):
+        if isinstance(value, dict):
+            value = value.get("messages", value.get("prompt"))
+        if not isinstance(value, (str, list)):
+            raise DomainftError(f'--input: {path} line {n}: expected a JSON string, {{"prompt": ...}} or '
+                                '{"messages": [...]}')
+        items.append(value)
+    return items
+
+
+@app.command()
+def merge(run_dir: Path = typer.Argument(..., help="run directory of a task: generation recipe"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="default: RUN_DIR/merged")):
+    """Merge a generation run's adapter into a full-precision copy of its base (plain transformers).
+
+    qlora runs are merged into the float32 base, not the 4-bit one (that would be lossy); the
+    validation loss of both is printed."""
+    from domainft.merge import merge_run
+
+    try:
+        merge_run(run_dir, out_dir, echo=out.print)
+    except DomainftError as e:
+        _fail(e)
+
+
+@app.command()
+def models(prepare: Optional[str] = typer.Option(None, "--prepare", help="make a packaged alias ready "
+                                                 "offline now (smollm2: convert its GGUF file once)")):
     """List the base aliases and whether each is available offline."""
     from rich.table import Table
 
-    from domainft.bases import available_models
+    from domainft.bases import available_models, prepare_base
+
+    if prepare:
+        try:
+            out.print(f"{prepare}: ready in {prepare_base(prepare)}")
+        except DomainftError as e:
+            _fail(e)
 
     table = Table("alias", "available", "where", "description")
     for row in available_models():

@@ -16,12 +16,12 @@ MANIFEST = "domainft.json"
 
 
 def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str | None = None,
-                trust_remote_code: bool = False):
-    """(model, tokenizer, ModelContext) with a fresh head sized for `labels`."""
+                trust_remote_code: bool = False, load_kwargs: dict | None = None):
+    """(model, tokenizer, ModelContext): the task's model on the base (a fresh head sized for
+    `labels` where the task has one); load_kwargs come from the tuning method (4-bit loading)."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    id2label = dict(enumerate(labels))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report new modules ourselves, below
     try:
@@ -31,10 +31,10 @@ def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str
             # Byte-level BPE (RoBERTa) marks word starts with a space: words fed one by one need it.
             tokenizer = AutoTokenizer.from_pretrained(base.path, revision=revision, add_prefix_space=True,
                                                       trust_remote_code=trust_remote_code)
+        tokenizer = task.check_base(base, tokenizer)
         model, info = task.model_class.from_pretrained(
             base.path, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=True,
-            num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            output_loading_info=True,
+            output_loading_info=True, **task.model_kwargs(labels), **(load_kwargs or {}),
         )
     except (OSError, ValueError) as e:
         raise DomainftError(f"base {base.describe()}: could not load a model from it: {e}") from None
@@ -80,6 +80,15 @@ class TrainedModel:
         """One dict per text. Classification: {'label', 'score', 'scores'}; ner: {'entities':
         [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'}."""
         return self.task.predict(self, texts, batch_size)
+
+    def generate(self, prompts, max_new_tokens: int | None = None, batch_size: int = 8,
+                 do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                 seed: int | None = None) -> list[str]:
+        """task: generation: one response per prompt (a string or a chat list of {role, content}),
+        greedy unless do_sample (then `seed` repeats the draw)."""
+        if not hasattr(self.task, "generate"):
+            raise DomainftError(f"generate: this is a {self.task.name} model; use predict()")
+        return self.task.generate(self, prompts, max_new_tokens, batch_size, do_sample, temperature, top_p, seed)
 
     def logits(self, texts: list[str]):
         """Raw logits (numpy) for one batch of texts."""

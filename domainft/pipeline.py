@@ -4,6 +4,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     from transformers import set_seed
 
     set_seed(recipe.train.seed)
+    eval_hook = task.eval_hook(recipe, data)  # may refuse the recipe's early-stopping metric
     model, tokenizer, ctx = build_model(task, base, data.labels, recipe.base.revision,
-                                        recipe.base.trust_remote_code)
+                                        recipe.base.trust_remote_code, method.load_kwargs())
     if ctx.new_modules:
         echo(f"new modules (random init, always trained): {', '.join(ctx.new_modules)}")
     injection = inject_lexicon(recipe.lexicon, task.words(data.train), tokenizer, model)
@@ -83,12 +85,18 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         write_text(run_dir / RECIPE_FILE, recipe.to_yaml())
     weights = task.class_weights(data.train, data.labels, recipe.train.class_weights)
     lr = recipe.train.lr or method.default_lr
+    checkpointing = recipe.train.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = method.default_gradient_checkpointing
     trainer = build_trainer(recipe, task, model, tokenizer, encoded, run_dir / "checkpoints",
-                            task.loss_function(weights), lr, progress, echo, callbacks)
+                            task.loss_function(weights), lr, progress, echo, callbacks,
+                            gradient_checkpointing=checkpointing,
+                            eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=eval_hook)
     if checkpoint:
         echo(f"resuming from {checkpoint}")
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with _no_kv_cache(model, checkpointing):
+        trainer.train(resume_from_checkpoint=checkpoint)
     wall = time.perf_counter() - started
 
     state = trainer.state
@@ -97,14 +105,18 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
                 "trainable_params": trainable, "total_params": total, "domainft_version": __version__},
         "data": {**data.report, "labels": data.labels, "truncated": truncated},
         **({"lexicon": injection.report()} if injection else {}),
-        "train": {"lr": lr, **_train_stats(state, recipe, len(data.train), wall, checkpoint is not None)},
+        "train": {"lr": lr, "gradient_checkpointing": checkpointing,
+                  **_train_stats(state, recipe, len(data.train), wall, checkpoint is not None)},
     }
     for split in ("validation", "test"):
         if split in encoded:
             out = trainer.predict(encoded[split], metric_key_prefix=split)
-            metrics[split] = {**task.evaluate(out.predictions, out.label_ids, data.labels, encoded[split],
-                                              data.splits()[split], recipe, split),
-                              "loss": float(out.metrics[f"{split}_loss"])}
+            report = task.evaluate(out.predictions, out.label_ids, data.labels, encoded[split],
+                                   data.splits()[split], recipe, split)
+            loop = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}
+            # Metrics only the evaluation loop has (the task's eval_hook: perplexity, generated answers).
+            extra = {k: loop[k] for k in (*task.metric_names, "perplexity") if k in loop and k not in report}
+            metrics[split] = {**report, **extra, "loss": float(out.metrics[f"{split}_loss"])}
 
     manifest = {"domainft_version": __version__, "task": task.name, "labels": data.labels,
                 "max_length": max_length, "stride": recipe.data.stride,
@@ -120,13 +132,14 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         if ctx.new_token_ids:
             save_new_rows(trainer.model, ctx.new_token_ids, tmp)
     metrics["run"]["saved_mb"] = round(artefact_size(model_dir) / 2**20, 2)
+    trained = TrainedModel(trainer.model, tokenizer, task, manifest)
+    metrics.update(task.examples(trained, data, recipe))
     write_metrics(run_dir / METRICS_FILE, metrics)
     if not recipe.output.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     if progress:
         print_summary(metrics, run_dir)
     bundle_dir = _export(recipe, run_dir, encoded.get("validation"), metrics, echo) if recipe.export.enabled else None
-    trained = TrainedModel(trainer.model, tokenizer, task, manifest)
     return RunResult(run_dir, model_dir, metrics, recipe, trained, bundle_dir)
 
 
@@ -200,8 +213,32 @@ def _train_stats(state, recipe: Recipe, n_train: int, wall: float, resumed: bool
         "best_step": int(state.best_model_checkpoint.rsplit("-", 1)[-1]) if state.best_model_checkpoint else None,
         "examples_per_s": round(epochs * n_train / wall, 2) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **_cuda_peak(),
         "log": [entry for entry in state.log_history if "eval_loss" in entry],
     }
+
+
+@contextmanager
+def _no_kv_cache(model, checkpointing: bool):
+    """Training with gradient checkpointing keeps no KV cache (transformers would warn at every
+    step); the saved config keeps the base's setting, which generation wants."""
+    config = getattr(model, "config", None)
+    saved = getattr(config, "use_cache", None)
+    if checkpointing and saved:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if checkpointing and saved:
+            config.use_cache = saved
+
+
+def _cuda_peak() -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
 
 
 def _echo_lexicon(injection, echo) -> None:
@@ -214,10 +251,12 @@ def _echo_lexicon(injection, echo) -> None:
 def _echo_data(report: dict, echo) -> None:
     c = report["counts"]
     line = f"data: train {c['train']}, validation {c['validation']}, test {c['test']}"
-    if "duplicates_removed" in report:
+    if "conflicting_rows_removed" in report:
         line += (f"; removed {report['duplicates_removed']} exact duplicates and "
                  f"{report['conflicting_rows_removed']} rows of {report['conflicting_texts_removed']} "
                  "texts with conflicting labels")
+    elif "duplicates_removed" in report:  # generation: pairs have no label to conflict on
+        line += f"; removed {report['duplicates_removed']} exact duplicate pairs"
     if report.get("overlap_train_test"):
         line += f"; warning: {report['overlap_train_test']} test texts also occur in train"
     echo(line)

@@ -1,6 +1,6 @@
 """The recipe: a validated YAML description of one run.
 
-Sections: task, base, data, lexicon, tuning, train, decision, output, export. Unknown keys, wrong types and impossible
+Sections: task, base, data, lexicon, tuning, train, decision, generation, output, export. Unknown keys, wrong types and impossible
 values are rejected before any work starts, each with its field path and a hint.
 """
 from __future__ import annotations
@@ -141,6 +141,15 @@ class DataSpec(Section):
     scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
     repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
     stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
+    # generation only
+    prompt_column: str = Field("prompt", description="generation, JSONL: key of the instruction")
+    response_column: str = Field("response", description="generation, JSONL: key of the answer to learn")
+    messages_column: str | None = Field(None, description="generation, JSONL: key of a chat list of "
+                                        "{role, content}; the last assistant message is the response, "
+                                        "the turns before it the prompt (instead of prompt/response)")
+    system_prompt: str | None = Field(None, description="generation: a system message before every "
+                                      "prompt, in training and generation (default: the chat "
+                                      "template's own)")
 
     @field_validator("labels", "missing_values", mode="before")
     @classmethod
@@ -213,6 +222,9 @@ class TrainSpec(Section):
     eval_every: Literal["epoch"] | int = Field("epoch", description="'epoch' or a number of steps")
     group_by_length: bool = Field(True, description="batch texts of similar length: less padding")
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+    gradient_checkpointing: bool | None = Field(
+        None, description="recompute activations in the backward pass instead of keeping them (less "
+        "memory, slower steps); default: on for qlora, off otherwise")
 
     @field_validator("eval_every")
     @classmethod
@@ -265,6 +277,17 @@ class DecisionSpec(Section):
         "than the most probable; lower = less under-, more over-prediction. Unset: most probable")
 
 
+class GenerationSpec(Section):
+    """task: generation: decoding defaults (stored with the model) and how validation is scored."""
+
+    max_new_tokens: int = Field(128, ge=1, le=8192, description="default length limit of `domainft "
+                                "generate` and load(...).generate")
+    score_responses: Literal["auto", "always", "never"] = Field(
+        "auto", description="also score greedy generations on validation/test with exact match and "
+        "token F1; auto: when every validation response has at most short_response_words words")
+    short_response_words: int = Field(8, ge=1, description="auto scoring's limit (short label answers)")
+
+
 class OutputSpec(Section):
     dir: Path | None = Field(None, description="default: runs/<recipe name>")
     overwrite: bool = False
@@ -284,6 +307,15 @@ class ExportSpec(Section):
                                  "macro-F1 (ner: entity F1) int8 may lose; beyond it no int8 file")
     fuse: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX Runtime's "
                        "transformer optimizer before int8 quantization (model.onnx stays plain ONNX)")
+
+
+GENERATION_DATA_FIELDS = ("prompt_column", "response_column", "messages_column", "system_prompt")
+
+
+def _changed(section: BaseModel, names) -> list[str]:
+    """Those of `names` whose value differs from the field's default."""
+    fields = type(section).model_fields
+    return [n for n in names if getattr(section, n) != fields[n].get_default(call_default_factory=True)]
 
 
 def _tuning_options(value: Any) -> TuningOptions:
@@ -329,6 +361,7 @@ class Recipe(Section):
     tuning: SerializeAsAny[TuningOptions] = Field(default_factory=lambda: _tuning_options("full"))
     train: TrainSpec = Field(default_factory=TrainSpec)
     decision: DecisionSpec = Field(default_factory=DecisionSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
 
@@ -371,6 +404,14 @@ class Recipe(Section):
         if self.decision.escalate_threshold is not None and not self.data.ordinal:
             raise _field_error("decision.escalate_threshold", "needs ordered labels: set data.ordinal: "
                                "true and list data.labels from the most to the least severe")
+        self._method_fits_task()
+        if self.task == "generation":
+            self._generation_fields()
+        else:
+            for name in _changed(self.data, GENERATION_DATA_FIELDS):
+                raise _field_error(f"data.{name}", "applies to task: generation only")
+            if self.generation != GenerationSpec():  # defaults are written back
+                raise _field_error("generation", "applies to task: generation only")
         cw = self.train.class_weights
         if isinstance(cw, dict) and self.data.labels is not None:
             unknown = sorted(set(cw) - set(self.data.labels))
@@ -378,6 +419,39 @@ class Recipe(Section):
                 raise _field_error("train.class_weights",
                                    f"{', '.join(map(repr, unknown))} not in data.labels")
         return self
+
+    def _method_fits_task(self) -> None:
+        method = METHODS.get(self.tuning.method)
+        if method.tasks is not None and self.task not in method.tasks:
+            fits = [m for m in METHODS.names() if METHODS.get(m).tasks is None or self.task in METHODS.get(m).tasks]
+            raise _field_error("tuning.method", f"{self.tuning.method} applies to task: "
+                               f"{' / '.join(method.tasks)} only ({method.summary}); for task "
+                               f"{self.task} choose one of: {', '.join(fits)}")
+
+    def _generation_fields(self) -> None:
+        """Encoder-task settings on a generation recipe are mistakes: say what to use instead."""
+        d = self.data
+        if d.format not in ("auto", "jsonl"):
+            raise _field_error("data.format", f"task: generation reads jsonl (one JSON object per line), "
+                                              f"not {d.format}")
+        hints = {"text_column": "name the instruction with data.prompt_column",
+                 "label_column": "name the answer with data.response_column"}
+        for name in _changed(d, ("text_column", "label_column", "text_template", "labels", "columns",
+                                 "leak_columns", "reference_column", "missing_values")):
+            hint = hints.get(name, "it applies to tasks classification / ner")
+            raise _field_error(f"data.{name}", f"not used by task: generation; {hint}")
+        if self.lexicon.enabled:
+            raise _field_error("lexicon", "not supported with task: generation (classification and ner only)")
+        if self.train.class_weights != "none":
+            raise _field_error("train.class_weights", "applies to tasks classification / ner only")
+        if self.export.enabled:
+            raise _field_error("export.enabled", "the ONNX bundle applies to classification / ner; for "
+                               "generation, `domainft merge RUN_DIR` writes the model with the adapter "
+                               "merged into a full-precision copy of the base")
+        es = self.train.early_stopping
+        if es.metric in ("exact_match", "token_f1") and self.generation.score_responses == "never":
+            raise _field_error("train.early_stopping.metric", f"{es.metric} needs scored generations; "
+                               "set generation.score_responses to auto or always, or use loss")
 
     # ----- construction -----
     @classmethod

@@ -32,6 +32,7 @@ def _per_label_table(metrics: dict, labels: list[str]):
 
 def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -42,9 +43,11 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     d = metrics["data"]
     counts = d["counts"]
     extra = ""
-    if "duplicates_removed" in d:
+    if "conflicting_rows_removed" in d:
         extra = (f"; {d['duplicates_removed']} duplicate rows and {d['conflicting_rows_removed']} rows "
                  "with conflicting labels removed")
+    elif "duplicates_removed" in d:
+        extra = f"; {d['duplicates_removed']} duplicate pairs removed"
     console.print(f"data: train {counts['train']}, validation {counts['validation']}, test {counts['test']}"
                   f"{extra}")
     stop = "early-stopped" if train["stopped_early"] else "ran all epochs"
@@ -60,7 +63,7 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     table.add_column("n", justify="right")
     for title, _ in columns:
         table.add_column(title, justify="right")
-    labels = list(metrics["validation"]["per_class"])
+    labels = list(metrics["validation"].get("per_class", {}))
     many = len(labels) > WIDE_LABELS  # one column per label stops fitting: a table per label instead
     if many:
         labels, all_labels = [], labels
@@ -70,7 +73,7 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
         m = metrics.get(split)
         if not m:
             continue
-        table.add_row(split, str(m["n"]), *(f"{m[key]:.4f}" for _, key in columns),
+        table.add_row(split, str(m["n"]), *(f"{m[key]:.4f}" if key in m else "-" for _, key in columns),
                       *(f"{m['per_class'][label]['f1']:.4f}" for label in labels))
     console.print(table)
     if many:
@@ -79,6 +82,13 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
         m = metrics.get(split) or {}
         if "under_triage" in m:
             console.print(_severity_line(split, m))
+    for sample in metrics.get("samples", []):  # task: generation
+        console.print("\n".join(f"[bold]{key}[/bold] {escape(sample[key])}"
+                                for key in ("prompt", "reference", "generated")), highlight=False)
+    before = next((e for e in train.get("log", []) if e.get("step") == 0), None)
+    if before is not None:  # task: generation evaluates the untrained model first
+        console.print(f"validation loss before training {before['eval_loss']:.4f}, after "
+                      f"{metrics['validation']['loss']:.4f}")
     console.print(f"run directory: {run_dir}  (model/, metrics.json, recipe.yaml)")
 
 

@@ -1,5 +1,6 @@
 """Assemble a Hugging Face Trainer from a recipe: dynamic padding, length-grouped batches,
-early stopping on a named metric, best checkpoint restored, class weights, resume."""
+early stopping on a named metric, best checkpoint restored, class weights, resume, gradient
+checkpointing, and task metrics that need the model itself (generated answers)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,8 @@ if TYPE_CHECKING:
     from domainft.tasks import Task
 
 
-def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool, lr: float):
+def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool, lr: float,
+                       gradient_checkpointing: bool = False, eval_on_start: bool = False):
     from transformers import TrainingArguments
 
     t = recipe.train
@@ -50,6 +52,11 @@ def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, pro
         dataloader_num_workers=0,
         dataloader_pin_memory=_has_cuda(),
         log_level="warning",
+        gradient_checkpointing=gradient_checkpointing,
+        # Non-reentrant: works with frozen inputs (LoRA, 4-bit bases) without forcing input grads.
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+        eval_on_start=eval_on_start,
+        prediction_loss_only=task.loss_only_eval,
     )
 
 
@@ -59,20 +66,42 @@ def _sequential_eval_trainer():
 
     class SequentialEvalTrainer(Trainer):
         """Evaluation and prediction keep dataset order (transformers also length-groups them when
-        group_by_length is on), so metrics can map rows back to sentences and windows."""
+        group_by_length is on), so metrics can map rows back to sentences and windows. The task's
+        eval_hook adds metrics that need the model (before callbacks such as early stopping see them)."""
+
+        def __init__(self, *args, eval_hook=None, model_loss=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.eval_hook = eval_hook
+            self.model_loss = model_loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.model_loss is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = self.model_loss(model, inputs, num_items_in_batch)
+            return (loss, {"loss": loss}) if return_outputs else loss
 
         def _get_eval_sampler(self, eval_dataset):
             return SequentialSampler(eval_dataset) if eval_dataset is not None else None
+
+        def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                            metric_key_prefix="eval"):
+            output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                             metric_key_prefix)
+            if self.eval_hook is not None:
+                output.metrics.update(self.eval_hook(self.model, self.processing_class, dataloader.dataset,
+                                                     output.metrics, metric_key_prefix))
+            return output
 
     return SequentialEvalTrainer
 
 
 def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
-                  extra_callbacks=()):
+                  extra_callbacks=(), gradient_checkpointing: bool = False, eval_on_start: bool = False,
+                  eval_hook: Callable | None = None):
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    args = training_arguments(recipe, task, checkpoint_dir, progress, lr)
+    args = training_arguments(recipe, task, checkpoint_dir, progress, lr, gradient_checkpointing, eval_on_start)
     es = recipe.train.early_stopping
     callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:
@@ -87,6 +116,8 @@ def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: di
         compute_metrics=task.metrics_for(datasets["validation"], _labels(model)),
         compute_loss_func=loss_function,
         callbacks=callbacks,
+        eval_hook=eval_hook,
+        model_loss=task.model_loss(),
     )
     # Our EvalReport prints each evaluation; drop the Trainer's raw log-dict printing.
     trainer.remove_callback(PrinterCallback)

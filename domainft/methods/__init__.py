@@ -20,7 +20,7 @@ def get_method(name: str) -> type[TuningMethod]:
 
 
 # Built-in methods register themselves on import.
-from domainft.methods import adapter, freeze, full, lora  # noqa: E402,F401
+from domainft.methods import adapter, freeze, full, lora, qlora  # noqa: E402,F401
 
 __all__ = [
     "METHODS", "ModelContext", "TuningMethod", "TuningOptions", "artefact_size", "count_parameters",

@@ -37,9 +37,18 @@ class TuningMethod:
     Options: ClassVar[type[TuningOptions]] = TuningOptions
     # Used when the recipe leaves train.lr unset: methods that train fewer weights want a larger step.
     default_lr: ClassVar[float] = 1e-4
+    # The tasks the method applies to (None: every task); `summary` says why in the recipe error.
+    tasks: ClassVar[tuple[str, ...] | None] = None
+    summary: ClassVar[str] = ""
+    # Used when the recipe leaves train.gradient_checkpointing unset.
+    default_gradient_checkpointing: ClassVar[bool] = False
 
     def __init__(self, options: TuningOptions):
         self.options = options
+
+    def load_kwargs(self) -> dict:
+        """Extra from_pretrained arguments for the base (a quantization config, a device map)."""
+        return {}
 
     def prepare(self, model: "PreTrainedModel", ctx: ModelContext):
         """Return the model to train (may wrap it); set requires_grad as the method wants."""
@@ -62,10 +71,16 @@ class TuningMethod:
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts; 4-bit weights count as the weights they pack."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    total = sum(_numel(p) for p in model.parameters())
     return trainable, total
+
+
+def _numel(p) -> int:
+    if type(p).__name__ == "Params4bit":  # bitsandbytes packs two 4-bit values per storage byte
+        return p.numel() * 2 * p.element_size()
+    return p.numel()
 
 
 def artefact_size(path: Path) -> int:

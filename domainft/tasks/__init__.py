@@ -1,4 +1,4 @@
-"""Tasks (classification, later ner and generation), found by name (`task:` in a recipe)."""
+"""Tasks (classification, ner, generation), found by name (`task:` in a recipe)."""
 from domainft.registry import Registry
 from domainft.tasks.base import Task
 
@@ -18,6 +18,6 @@ def get_task(name: str) -> Task:
     return TASKS.get(name)
 
 
-from domainft.tasks import classification, ner  # noqa: E402,F401
+from domainft.tasks import classification, generation, ner  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "get_task", "register_task"]

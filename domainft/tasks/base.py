@@ -14,6 +14,11 @@ class Task:
     words_as_input: ClassVar[bool] = False  # inputs are pre-split words (token classification)
     # Metrics an exported int8 model may lose at most export.max_int8_drop points of.
     gate_metrics: ClassVar[tuple[str, ...]] = ()
+    # Evaluate the untrained model before the first step (a reference in the log, never a candidate
+    # for early stopping or the restored best checkpoint).
+    eval_on_start: ClassVar[bool] = False
+    # Evaluation computes the loss only (eval_hook adds the rest): no logits gathered.
+    loss_only_eval: ClassVar[bool] = False
 
     def greater_is_better(self, metric: str) -> bool:
         return metric != "loss"
@@ -21,6 +26,29 @@ class Task:
     @property
     def model_class(self):
         raise NotImplementedError
+
+    def model_kwargs(self, labels: list[str]) -> dict:
+        """from_pretrained arguments for the task's model: a head sized and named for `labels`."""
+        id2label = dict(enumerate(labels))
+        return {"num_labels": len(labels), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+    def check_base(self, base, tokenizer):
+        """Refuse a base the task cannot use, before its weights load; the tokenizer to use."""
+        return tokenizer
+
+    def model_loss(self):
+        """None (the model computes its loss), or a function (model, inputs, num_items_in_batch) ->
+        loss that the Trainer uses instead of calling the model with labels."""
+        return None
+
+    def eval_hook(self, recipe, data):
+        """None, or a function (model, tokenizer, dataset, metrics, prefix) -> extra metrics that
+        each evaluation adds (with the model at hand: generations, not logits)."""
+        return None
+
+    def examples(self, trained, data, recipe) -> dict:
+        """Entries for metrics.json made with the trained model (generation: sample answers)."""
+        return {}
 
     def words(self, examples) -> list[str]:
         """The words of `examples` in order (lexicon mining, tokens-per-word statistics)."""
