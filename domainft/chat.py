@@ -12,6 +12,13 @@ from domainft.errors import DataError, DomainftError
 IGNORE = -100
 
 
+def with_system_prompt(turns: list[dict], system_prompt: str | None) -> list[dict]:
+    """`turns` with `system_prompt` as the first message, unless there is none or they open with their own."""
+    if system_prompt is not None and not (turns and turns[0]["role"] == "system"):
+        return [{"role": "system", "content": system_prompt}, *turns]
+    return turns
+
+
 def prompt_ids(tokenizer, chat: list[dict]) -> list[int]:
     """The prompt as the model sees it at generation time: template + assistant header."""
     return list(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True))

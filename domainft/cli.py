@@ -133,14 +133,17 @@ def _predictor(path: Path, fp32: bool):
     return load(path)
 
 
-def _read_inputs(path: Path) -> list:
+def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
+                 expected: str = 'a JSON string or {"text": ...}') -> list:
+    """--input JSONL: per line a JSON string or list, or an object holding one under the first of `keys`."""
     if not path.is_file():
         raise DomainftError(f"--input: {path} does not exist")
     items = []
     for n, value in jsonl_records(path.read_text(encoding="utf-8"), f"--input: {path}"):
-        value = value.get("text") if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            value = next((value[k] for k in keys if k in value), None)
         if not isinstance(value, (str, list)):
-            raise DomainftError(f'--input: {path} line {n}: expected a JSON string or {{"text": ...}}')
+            raise DomainftError(f"--input: {path} line {n}: expected {expected}")
         items.append(value)
     return items
 
@@ -160,7 +163,9 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
     from domainft.model import load
 
     try:
-        items = list(prompts or []) + (_read_prompts(input_file) if input_file else [])
+        given = (_read_inputs(input_file, ("messages", "prompt"), 'a JSON string, {"prompt": ...} or '
+                              '{"messages": [...]}') if input_file else [])
+        items = list(prompts or []) + given
         if not items:
             raise DomainftError("generate: give prompts as arguments or --input FILE.jsonl")
         responses = load(run_dir).generate(items, max_new_tokens, batch_size, sample, temperature, top_p,
@@ -169,20 +174,6 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
         _fail(e)
     for prompt, response in zip(items, responses):
         print(json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False))
-
-
-def _read_prompts(path: Path) -> list:
-    if not path.is_file():
-        raise DomainftError(f"--input: {path} does not exist")
-    items = []
-    for n, value in jsonl_records(path.read_text(encoding="utf-8"), f"--input: {path}"):
-        if isinstance(value, dict):
-            value = value.get("messages", value.get("prompt"))
-        if not isinstance(value, (str, list)):
-            raise DomainftError(f'--input: {path} line {n}: expected a JSON string, {{"prompt": ...}} or '
-                                '{"messages": [...]}')
-        items.append(value)
-    return items
 
 
 @app.command()

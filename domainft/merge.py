@@ -42,8 +42,9 @@ def merge_run(run_dir: str | Path, out: str | Path | None = None, echo=print) ->
     if tuning["method"] == "qlora":
         echo(MERGE_NOTE)
     validation = _validation(run_dir, trained)
-    losses = (mean_loss(trained.model, trained.tokenizer, validation),
-              mean_loss(plain, trained.tokenizer, validation)) if validation is not None else (None, None)
+    collate = trained.task.collator(trained.tokenizer)
+    losses = (mean_loss(trained.model, collate, validation),
+              mean_loss(plain, collate, validation)) if validation is not None else (None, None)
     out = Path(out or run_dir / "merged")
     with staged_dir(out) as tmp:
         plain.save_pretrained(tmp, safe_serialization=True)
@@ -71,12 +72,11 @@ def _validation(run_dir: Path, trained):
     return trained.task.encode(pairs, trained.tokenizer, {}, recipe.data) if pairs else None
 
 
-def mean_loss(model, tokenizer, dataset, batch_size: int = 8) -> float:
-    """Token-weighted mean cross-entropy over the response tokens of an encoded dataset."""
+def mean_loss(model, collate, dataset, batch_size: int = 8) -> float:
+    """Token-weighted mean cross-entropy over the response tokens of an encoded dataset, batched
+    with the task's collator (labels padded with -100)."""
     import torch
-    from transformers import DataCollatorForSeq2Seq
 
-    collate = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
     rows = [{k: dataset[i][k] for k in ("input_ids", "attention_mask", "labels")} for i in range(len(dataset))]
     device = next(model.parameters()).device
     model.eval()

@@ -169,6 +169,23 @@ def test_generate_command_prints_one_json_line_per_prompt(runs):
     assert [r["response"] for r in rows] == load(runs["lora"].run_dir).generate(PROMPTS, max_new_tokens=5)
 
 
+def test_generate_reads_prompts_and_chats_from_jsonl(runs, tmp_path):
+    chat = [{"role": "user", "content": PROMPTS[1]}]
+    inputs = tmp_path / "prompts.jsonl"
+    inputs.write_text("\n".join(json.dumps(v) for v in (PROMPTS[0], {"prompt": PROMPTS[1]}, {"messages": chat})) + "\n")
+    result = CliRunner().invoke(app, ["generate", str(runs["lora"].run_dir), "--input", str(inputs),
+                                      "--max-new-tokens", "5"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [r["prompt"] for r in rows] == [PROMPTS[0], PROMPTS[1], chat]
+    assert rows[1]["response"] == rows[2]["response"]  # the same user turn, as a string or a chat
+
+    inputs.write_text(json.dumps({"text": PROMPTS[0]}) + "\n")
+    result = CliRunner().invoke(app, ["generate", str(runs["lora"].run_dir), "--input", str(inputs)])
+    assert result.exit_code == 2
+    assert 'line 1: expected a JSON string, {"prompt": ...} or {"messages": [...]}' in result.output
+
+
 # --- merge -------------------------------------------------------------------------------------
 
 def _logits(model, tokenizer):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from domainft.chat import with_system_prompt
 from domainft.data.readers import detect_format, read_text
 from domainft.data.splits import seeded_split
 from domainft.errors import DataError
@@ -32,10 +33,7 @@ class Instruction:
 
     def chat(self, system_prompt: str | None = None) -> list[dict]:
         """The prompt turns as chat messages, `system_prompt` first unless the row has its own."""
-        turns = [{"role": r, "content": c} for r, c in self.messages]
-        if system_prompt is not None and not (turns and turns[0]["role"] == "system"):
-            turns.insert(0, {"role": "system", "content": system_prompt})
-        return turns
+        return with_system_prompt([{"role": r, "content": c} for r, c in self.messages], system_prompt)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from domainft.chat import decode, encode_pair, generate_ids, prompt_ids, split_row
+from domainft.chat import decode, encode_pair, generate_ids, prompt_ids, split_row, with_system_prompt
 from domainft.data.instructions import Instruction, InstructionBundle, prepare_instructions
 from domainft.errors import DomainftError
 from domainft.tasks import register_task
@@ -164,9 +164,7 @@ def as_chat(prompt, system_prompt: str | None) -> list[dict]:
         turns = [dict(m) for m in prompt]
     else:
         raise DomainftError("generate: a prompt is a string or a list of {\"role\", \"content\"} messages")
-    if system_prompt is not None and turns[0]["role"] != "system":
-        turns.insert(0, {"role": "system", "content": system_prompt})
-    return turns
+    return with_system_prompt(turns, system_prompt)
 
 
 def response_loss(model, inputs, num_items_in_batch=None):
