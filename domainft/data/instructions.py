@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.chat import with_system_prompt
+from domainft.data.layout import read_and_split
 from domainft.data.readers import detect_format, read_text
 from domainft.data.splits import seeded_split
 from domainft.errors import DataError
@@ -49,24 +50,10 @@ class InstructionBundle:
 
 
 def prepare_instructions(spec: "DataSpec") -> InstructionBundle:
-    report: dict = {}
-    if spec.path is not None:
-        pairs = read_instructions(Path(spec.path), spec)
-        report["rows_read"] = len(pairs)
-        if spec.dedup:
-            pairs, report["duplicates_removed"] = _deduplicate(pairs)
-        s = spec.split
-        train, validation, test = seeded_split(pairs, s.validation, s.test, s.seed)
-        report["split"] = f"seeded split of {spec.path} (seed {s.seed})"
-    else:
-        train = read_instructions(Path(spec.train), spec)
-        if spec.validation is not None:
-            validation = read_instructions(Path(spec.validation), spec)
-        else:
-            train, validation, _ = seeded_split(train, spec.split.validation, 0.0, spec.split.seed)
-        test = read_instructions(Path(spec.test), spec) if spec.test is not None else []
-        report["overlap_train_test"] = len({_key(p) for p in train} & {_key(p) for p in test})
-    report["counts"] = {"train": len(train), "validation": len(validation), "test": len(test)}
+    s = spec.split
+    train, validation, test, report = read_and_split(
+        spec, read=lambda p: read_instructions(p, spec),
+        split=lambda pairs, val, test: seeded_split(pairs, val, test, s.seed), key=_key, dedup=_deduplicate)
     words = [len(p.response.split()) for p in train + validation + test]
     report["response_words"] = {"median": statistics.median(words), "max": max(words)}
     return InstructionBundle(train, validation, test, report=report)
@@ -124,11 +111,11 @@ def _key(pair: Instruction) -> tuple:
     return (pair.messages, pair.response)
 
 
-def _deduplicate(pairs: list[Instruction]) -> tuple[list[Instruction], int]:
+def _deduplicate(pairs: list[Instruction]) -> tuple[list[Instruction], dict]:
     """Exact duplicate pairs (same prompt turns and response) kept once, first occurrence."""
     seen, kept = set(), []
     for p in pairs:
         if _key(p) not in seen:
             seen.add(_key(p))
             kept.append(p)
-    return kept, len(pairs) - len(kept)
+    return kept, {"duplicates_removed": len(pairs) - len(kept)}

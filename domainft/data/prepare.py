@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from domainft.data.layout import read_and_split
 from domainft.data.readers import Example, TextFields, read_examples
 from domainft.data.splits import deduplicate, group_split, shared_groups, stratified_split
 from domainft.errors import DataError
@@ -29,35 +30,25 @@ class DataBundle:
 def prepare_examples(spec: "DataSpec") -> DataBundle:
     fields = TextFields.of(spec)
     report: dict = {}
-    read = lambda p: _checked(_read(Path(p), spec, fields, report))  # noqa: E731
-    split = lambda exs, val, test: _split(exs, spec, val, test)  # noqa: E731
-    if spec.path is not None:
-        examples = read(spec.path)
-        report["rows_read"] = len(examples)
-        if spec.dedup:
-            examples, dedup = deduplicate(examples)
-            report.update(duplicates_removed=dedup.duplicates_removed,
-                          conflicting_texts_removed=dedup.conflicting_texts,
-                          conflicting_rows_removed=dedup.conflicting_rows_removed)
-        s = spec.split
-        train, validation, test = split(examples, s.validation, s.test)
-        kind = f"group split by {s.group_column!r}" if s.group_column else "split"
-        report["split"] = f"seeded {'stratified ' if s.stratify else ''}{kind} of {spec.path} (seed {s.seed})"
-    else:
-        train = read(spec.train)
-        if spec.validation is not None:
-            validation = read(spec.validation)
-        else:  # carve validation out of train, keep the given test file untouched
-            train, validation, _ = split(train, spec.split.validation, 0.0)
-        test = read(spec.test) if spec.test is not None else []
-        report["overlap_train_test"] = len({e.text for e in train} & {e.text for e in test})
+    s = spec.split
+    kind = f"group split by {s.group_column!r}" if s.group_column else "split"
+    train, validation, test, layout = read_and_split(
+        spec, read=lambda p: _checked(_read(p, spec, fields, report)),
+        split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: e.text,
+        dedup=_deduplicate, split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
+    report.update(layout)
     labels = _label_set(spec.labels, train, validation + test)
-    report["counts"] = {name: len(exs) for name, exs in
-                        {"train": train, "validation": validation, "test": test}.items()}
     report["train_label_counts"] = dict(sorted(Counter(e.label for e in train).items()))
-    if spec.split.group_column:
-        report["groups"] = _group_counts(spec.split.group_column, train, validation, test)
+    if s.group_column:
+        report["groups"] = _group_counts(s.group_column, train, validation, test)
     return DataBundle(train, validation, test, labels, report)
+
+
+def _deduplicate(examples: list[Example]) -> tuple[list[Example], dict]:
+    examples, dedup = deduplicate(examples)
+    return examples, {"duplicates_removed": dedup.duplicates_removed,
+                      "conflicting_texts_removed": dedup.conflicting_texts,
+                      "conflicting_rows_removed": dedup.conflicting_rows_removed}
 
 
 def _read(path: Path, spec: "DataSpec", fields: TextFields, report: dict) -> list[Example]:
