@@ -63,6 +63,25 @@ class SplitSpec(Section):
         return self
 
 
+class FlagSpec(Section):
+    """A word added after a number in a range (bounds inclusive): `{max: 89, text: hypoxia}`."""
+
+    min: float | None = None
+    max: float | None = None
+    text: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "FlagSpec":
+        if self.min is None and self.max is None:
+            raise ValueError("a flag needs `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    def matches(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
 class ColumnSpec(Section):
     """How one column's cells read into the text template (`data.columns.<name>`)."""
 
@@ -71,6 +90,9 @@ class ColumnSpec(Section):
                                           "unlisted code is an error naming file and line")
     unit: str | None = Field(None, description="appended to a present value: '36.5 °C'")
     missing: str = Field("unknown", description="the text of a missing cell (data.missing_values)")
+    flags: list[FlagSpec] = Field(default_factory=list, description="numbers only: words added when "
+                                  "the value is in a range, e.g. HR 130 /min (tachycardia): spells out "
+                                  "what a clinician reads from the number, which a text model learns poorly")
 
     @field_validator("values", mode="before")
     @classmethod
@@ -84,6 +106,8 @@ class ColumnSpec(Section):
     def _one_kind(self) -> "ColumnSpec":
         if self.number and self.values is not None:
             raise ValueError("give `number` or `values`, not both")
+        if self.flags and not self.number:
+            raise ValueError("`flags` apply to numbers: set `number: true`")
         return self
 
 

@@ -57,6 +57,33 @@ def test_template_renders_missing_markers_decimal_commas_and_codes(tmp_path):
     assert (first.label, first.reference, second.reference) == ("3", "2", None)  # empty cell: no reference
 
 
+def test_flags_name_the_range_a_number_falls_in(tmp_path):
+    f = write_csv(tmp_path / "t.csv", ["fever;1;39,2;88;7;x;2;3", "cough;2;36.5;97;;x;4;4"])
+    columns = small_spec(f).columns
+    columns["BT"] = {"number": True, "unit": "°C", "flags": [{"min": 38, "text": "fever"},
+                                                           {"max": 35.9, "text": "hypothermia"}]}
+    columns["Saturation"] = {"number": True, "unit": "%", "missing": "not measured",
+                             "flags": [{"max": 89, "text": "hypoxia"}, {"min": 85, "max": 94, "text": "low"}]}
+    first, second = read(small_spec(f, columns={k: v if isinstance(v, dict) else v.model_dump()
+                                                for k, v in columns.items()}))
+    assert first.text == "fever. female, temperature 39.2 °C (fever), SpO2 88 % (hypoxia, low), pain 7."
+    assert second.text == "cough. male, temperature 36.5 °C, SpO2 97 %, pain none."  # bounds inclusive, none hit
+
+
+@pytest.mark.parametrize("flag, message", [
+    ({"text": "high"}, "needs `min`, `max` or both"),
+    ({"min": 5, "max": 1, "text": "x"}, "min 5 is above max 1"),
+])
+def test_bad_flags_are_refused(flag, message):
+    with pytest.raises(RecipeError, match=message):
+        Recipe.from_dict({"data": triage_data(columns={"BT": {"number": True, "flags": [flag]}})})
+
+
+def test_flags_need_a_number_column():
+    with pytest.raises(RecipeError, match="`flags` apply to numbers"):
+        Recipe.from_dict({"data": triage_data(columns={"Sex": {"values": {1: "f"}, "flags": [{"min": 1, "text": "x"}]}})})
+
+
 def test_leak_columns_are_never_in_the_text(tmp_path):
     # Overwrite every leak column (and the nurse's level) with a marker: no text may change.
     import csv

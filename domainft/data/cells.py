@@ -31,16 +31,20 @@ def render(raw: str, name: str, spec: "ColumnSpec | None", missing_values: froze
         return spec.missing if spec is not None else "unknown"
     if spec is None:
         return raw
+    flags: list[str] = []
     if spec.number:
-        text = _number(raw, name)
+        value = _number(raw, name)
+        text = format(value, "f").rstrip("0").rstrip(".")  # 36.5 -> '36.5', 100.0 -> '100'
+        flags = [f.text for f in spec.flags if f.matches(value)]
     elif spec.values is not None:
         text = _code(raw, name, spec.values)
     else:
         text = raw
-    return f"{text} {spec.unit}" if spec.unit else text
+    text = f"{text} {spec.unit}" if spec.unit else text
+    return f"{text} ({', '.join(flags)})" if flags else text
 
 
-def _number(raw: str, name: str) -> str:
+def _number(raw: str, name: str) -> float:
     # One comma and no point is a decimal comma ('36,5'); with both, the reading is ambiguous.
     text = raw.replace(",", ".") if raw.count(",") == 1 and "." not in raw else raw
     try:
@@ -50,7 +54,7 @@ def _number(raw: str, name: str) -> str:
     if not math.isfinite(value):
         raise CellError(f"column {name!r}: {raw!r} is not a number; if it marks a missing value, list "
                         f"it in data.missing_values (or check data.encoding), else fix the cell")
-    return format(value, "f").rstrip("0").rstrip(".")  # 36.5 -> '36.5', 100.0 -> '100'
+    return value
 
 
 def _code(raw: str, name: str, values: dict[str, str]) -> str:
