@@ -50,7 +50,7 @@ def run_domainft(overrides: list[str], run_name: str = "domainft_fpb50",
     """One `domainft run` of the finance recipe on FPB 50Agree in its own process; its metrics."""
     run_dir = OUT / run_name
     cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / "finance_sentiment.yaml"),
-           "--quiet", "--set", f"data.path={FPB}", "--set", f"output.dir={run_dir}",
+           "--quiet", "--set", f"data.path={FPB}", "--set", "base=minilm", "--set", f"output.dir={run_dir}",
            "--set", "output.overwrite=true", *[a for o in overrides for a in ("--set", o)]]
     subprocess.run(cmd, check=True, cwd=ROOT)
     m = json.loads((run_dir / "metrics.json").read_text())

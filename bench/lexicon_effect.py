@@ -30,7 +30,7 @@ SETUPS = {
 def run_one(recipe: str, lexicon: str | None, seed: int) -> dict:
     data_override, _, metric = SETUPS[recipe]
     run_dir = OUT / f"lexicon_{recipe}_{'on' if lexicon else 'off'}_{seed}"
-    sets = [data_override, f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
+    sets = [data_override, "base=minilm", f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
     if lexicon:
         sets.append(f"lexicon=[{lexicon}]")
     cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"), "--quiet",

@@ -25,7 +25,7 @@ ANCHORS = {"ncbi_disease": {"Disease": (85.3, 88.3)},
 def run_domainft(corpus: str, method: str, overrides: list[str]) -> dict:
     run_dir = OUT / f"ner_{corpus}_{method}"
     cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / "medical_ner.yaml"), "--quiet",
-           "--set", f"data.path={DATASETS / corpus}", "--set", f"tuning.method={method}",
+           "--set", f"data.path={DATASETS / corpus}", "--set", "base=minilm", "--set", f"tuning.method={method}",
            "--set", f"output.dir={run_dir}", "--set", "output.overwrite=true",
            *[a for o in overrides for a in ("--set", o)]]
     subprocess.run(cmd, check=True, cwd=ROOT)
