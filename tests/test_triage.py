@@ -31,6 +31,11 @@ def write_csv(path, rows: list[str]):
     return path
 
 
+COLUMNS = {"Sex": {"values": {1: "female", 2: "male"}}, "BT": {"number": True, "unit": "°C"},
+           "Saturation": {"number": True, "unit": "%", "missing": "not measured"},
+           "NRS_pain": {"number": True, "missing": "none"}}
+
+
 def small_spec(path, **changes) -> DataSpec:
     return DataSpec.model_validate({
         "path": str(path), "format": "csv", "delimiter": ";", "encoding": "cp1254",
@@ -38,9 +43,7 @@ def small_spec(path, **changes) -> DataSpec:
         "reference_column": "KTAS_RN", "leak_columns": ["Diagnosis in ED", "KTAS_RN"],
         "missing_values": ["#BOŞ!", "??", ""],
         "text_template": "{Chief_complain}. {Sex}, temperature {BT}, SpO2 {Saturation}, pain {NRS_pain}.",
-        "columns": {"Sex": {"values": {1: "female", 2: "male"}}, "BT": {"number": True, "unit": "°C"},
-                    "Saturation": {"number": True, "unit": "%", "missing": "not measured"},
-                    "NRS_pain": {"number": True, "missing": "none"}},
+        "columns": COLUMNS,
         **changes})
 
 
@@ -59,13 +62,12 @@ def test_template_renders_missing_markers_decimal_commas_and_codes(tmp_path):
 
 def test_flags_name_the_range_a_number_falls_in(tmp_path):
     f = write_csv(tmp_path / "t.csv", ["fever;1;39,2;88;7;x;2;3", "cough;2;36.5;97;;x;4;4"])
-    columns = small_spec(f).columns
-    columns["BT"] = {"number": True, "unit": "°C", "flags": [{"min": 38, "text": "fever"},
-                                                           {"max": 35.9, "text": "hypothermia"}]}
-    columns["Saturation"] = {"number": True, "unit": "%", "missing": "not measured",
-                             "flags": [{"max": 89, "text": "hypoxia"}, {"min": 85, "max": 94, "text": "low"}]}
-    first, second = read(small_spec(f, columns={k: v if isinstance(v, dict) else v.model_dump()
-                                                for k, v in columns.items()}))
+    columns = {**COLUMNS,
+               "BT": {"number": True, "unit": "°C", "flags": [{"min": 38, "text": "fever"},
+                                                            {"max": 35.9, "text": "hypothermia"}]},
+               "Saturation": {"number": True, "unit": "%", "missing": "not measured",
+                              "flags": [{"max": 89, "text": "hypoxia"}, {"min": 85, "max": 94, "text": "low"}]}}
+    first, second = read(small_spec(f, columns=columns))
     assert first.text == "fever. female, temperature 39.2 °C (fever), SpO2 88 % (hypoxia, low), pain 7."
     assert second.text == "cough. male, temperature 36.5 °C, SpO2 97 %, pain none."  # bounds inclusive, none hit
 
