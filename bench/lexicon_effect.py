@@ -3,9 +3,17 @@ its lexicon, over 3 training seeds (the data split stays fixed), packaged MiniLM
 
 Reports the test score (mean and spread over seeds), tokens per word on the training data before and
 after the lexicon, and the change in training time. Each run is `domainft run` in its own process,
-one after the other; rows are appended to bench/out/lexicon_effect.json as they finish.
+one after the other; every finished run is saved to bench/out/lexicon_effect.json at once, and a
+run already there (same recipe, lexicon and seed) is not run again, so an interrupted benchmark
+resumes where it stopped.
 
-    python bench/lexicon_effect.py [--recipes finance_sentiment medical_ner] [--seeds 13 14 15]
+The run without the lexicon is the recipe as shipped: `--baseline-from bench/out/recipes.json` takes
+those runs from bench/recipes.py's results (same recipe, real data, MiniLM and seed) instead of
+training them twice; `--arms on` runs only the lexicon side.
+
+    python bench/lexicon_effect.py [--recipes finance_sentiment medical_ner ...] [--seeds 13 14 15]
+                                   [--arms on off] [--baseline-from bench/out/recipes.json] [--out F]
+    python bench/lexicon_effect.py --table        # print the table from the saved runs, run nothing
 """
 from __future__ import annotations
 
@@ -23,13 +31,16 @@ OUT = ROOT / "bench" / "out"
 SETUPS = {
     "finance_sentiment": (f"data.path={DATASETS / 'financial_phrasebank' / 'Sentences_50Agree.txt'}",
                           "lexicons/finance.txt", "macro_f1"),
+    "medical_triage": (f"data.path={DATASETS / 'ktas_triage' / 'data.csv'}", "lexicons/medical.txt", "macro_f1"),
+    "legal_clause_review": (f"data.path={DATASETS / 'cuad' / 'master_clauses.csv.gz'}", "lexicons/legal.txt",
+                            "micro_f1"),
     "medical_ner": (f"data.path={DATASETS / 'ncbi_disease'}", "lexicons/medical.txt", "f1"),
 }
 
 
-def run_one(recipe: str, lexicon: str | None, seed: int) -> dict:
+def run_one(recipe: str, lexicon: str | None, seed: int, work: Path) -> dict:
     data_override, _, metric = SETUPS[recipe]
-    run_dir = OUT / f"lexicon_{recipe}_{'on' if lexicon else 'off'}_{seed}"
+    run_dir = work / f"lexicon_{recipe}_{'on' if lexicon else 'off'}_{seed}"
     sets = [data_override, "base=minilm", f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
     if lexicon:
         sets.append(f"lexicon=[{lexicon}]")
@@ -41,22 +52,56 @@ def run_one(recipe: str, lexicon: str | None, seed: int) -> dict:
     return {"recipe": recipe, "lexicon": lexicon, "seed": seed, "test": m["test"][metric], "metric": metric,
             "train_wall_s": m["train"]["wall_time_s"], "epochs": m["train"]["epochs_run"],
             "terms_added": lex.get("terms_added", 0),
-            "tokens_per_word": lex.get("tokens_per_word", {})}
+            "tokens_per_word": lex.get("tokens_per_word", {}), "source": str(run_dir)}
+
+
+def baseline_rows(path: Path, recipes: list[str], seeds: list[int]) -> list[dict]:
+    """The recipe-as-shipped runs of bench/recipes.py, as rows without a lexicon. Only runs that are
+    the same run this script would make: real data, no extra --set, the packaged MiniLM."""
+    saved = json.loads(path.read_text())
+    if saved["meta"].get("overrides") or saved["meta"].get("smoke"):
+        sys.exit(f"{path}: made with --set/--smoke; not the recipes as shipped, so not a baseline")
+    rows = []
+    for r in saved["runs"]:
+        if r["tool"] == "domainft" and r["recipe"] in recipes and r["seed"] in seeds and r["base"] == "minilm":
+            metric = SETUPS[r["recipe"]][2]
+            rows.append({"recipe": r["recipe"], "lexicon": None, "seed": r["seed"], "test": r["test"][metric],
+                         "metric": metric, "train_wall_s": r["train_wall_s"], "epochs": r["epochs"],
+                         "terms_added": 0, "tokens_per_word": {}, "source": f"{path}: {r['run_dir']}"})
+    return rows
+
+
+def key(row: dict) -> tuple:
+    return row["recipe"], row["lexicon"], row["seed"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipes", nargs="+", default=list(SETUPS))
+    parser.add_argument("--recipes", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
+    parser.add_argument("--arms", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--baseline-from", type=Path, help="bench/recipes.py's JSON: its runs are the 'off' arm")
+    parser.add_argument("--out", type=Path, default=OUT / "lexicon_effect.json")
+    parser.add_argument("--table", action="store_true", help="print the table from --out and exit")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows = json.loads(args.out.read_text()) if args.out.is_file() else []
+    if args.table:
+        print_table(rows)
+        return
+    if args.baseline_from:
+        done = {key(r) for r in rows}
+        rows += [r for r in baseline_rows(args.baseline_from, args.recipes, args.seeds) if key(r) not in done]
+    work = args.out.with_suffix("")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            for lexicon in (None, SETUPS[recipe][1]):
-                rows.append(run_one(recipe, lexicon, seed))
+            for lexicon in [{"off": None, "on": SETUPS[recipe][1]}[arm] for arm in args.arms]:
+                if any(key(r) == (recipe, lexicon, seed) for r in rows):
+                    continue
+                rows.append(run_one(recipe, lexicon, seed, work))
                 print(json.dumps(rows[-1]), flush=True)
-                (OUT / "lexicon_effect.json").write_text(json.dumps(rows, indent=2))
+                args.out.write_text(json.dumps(rows, indent=2))
+    args.out.write_text(json.dumps(rows, indent=2))
     print_table(rows)
 
 
@@ -66,7 +111,7 @@ def print_table(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for recipe in dict.fromkeys(r["recipe"] for r in rows):
         groups = {}
-        for r in rows:
+        for r in sorted(rows, key=lambda r: r["seed"]):
             if r["recipe"] == recipe:
                 groups.setdefault(r["lexicon"], []).append(r)
         base = groups.get(None)
