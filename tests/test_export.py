@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import get_args
 
 import numpy as np
 import onnx
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 from domainft import load, run
 from domainft.cli import app
 from domainft.errors import DomainftError, RecipeError
-from domainft.export import export_run
+from domainft.export import QUANTIZATION_PRESETS, export_run, quantize
 from domainft.recipe import ExportSpec, Recipe
 from domainft.serving import load as load_bundle
+from domainft.serving import session
 
 from conftest import ROOT, SAMPLE
 
@@ -126,6 +128,33 @@ def test_lexicon_extended_vocabulary_exports_intact(tiny_base, tmp_path):
     np.testing.assert_allclose(predictor.logits(texts), load(result.run_dir).logits(texts), atol=1e-4)
     m = manifest_of(bundle)
     assert m["lexicon"]["terms_added"] == 5 and m["lexicon"]["vocab_size"] == len(result.model.tokenizer)
+
+
+def matmul_weight_types(path) -> set[int]:
+    """Element types of the weights that an int8 graph's integer MatMul / QAttention nodes multiply by
+    (its embedding tables are uint8 under every preset)."""
+    graph = onnx.load(str(path)).graph
+    weights = {n.input[1] for n in graph.node if n.op_type in ("MatMulInteger", "QAttention")}
+    return {i.data_type for i in graph.initializer if i.name in weights}
+
+
+@pytest.mark.parametrize("preset", list(QUANTIZATION_PRESETS))
+def test_every_quantization_preset_quantizes_and_keeps_predictions_close(exported, tmp_path, preset):
+    # Each recipe value has a preset (the Literal and the table cannot drift apart) ...
+    assert set(get_args(ExportSpec.model_fields["quantization"].annotation)) == set(QUANTIZATION_PRESETS)
+    bundle = exported("classification", "full").bundle_dir
+    settings = quantize(bundle / "model.onnx", tmp_path / "int8.onnx", preset)
+    # ... the default is ONNX Runtime's AVX2 format: int8 weights with 7 bits (no U8S8 saturation).
+    if preset == "avx2":
+        assert settings["weights"] == "QInt8" and settings["reduce_range"]
+    expected = onnx.TensorProto.INT8 if settings["weights"] == "QInt8" else onnx.TensorProto.UINT8
+    assert matmul_weight_types(tmp_path / "int8.onnx") == {expected}
+    fp32, int8 = (session(p, 1) for p in (bundle / "model.onnx", tmp_path / "int8.onnx"))
+    feed = {"input_ids": np.array([[2, 40, 41, 42, 3]]), "attention_mask": np.ones((1, 5), dtype=np.int64),
+            "token_type_ids": np.zeros((1, 5), dtype=np.int64)}
+    names = [i.name for i in fp32.get_inputs()]
+    np.testing.assert_allclose(int8.run(["logits"], {k: feed[k] for k in names})[0],
+                               fp32.run(["logits"], {k: feed[k] for k in names})[0], atol=0.1)
 
 
 # --- gates and atomic writes ------------------------------------------------------------------
