@@ -1,0 +1,99 @@
+"""Choose a recipe's hyperparameters on validation: every combination of the --grid values, over
+seeds, on the recipe's real data (MiniLM), one `domainft run` after the other. The table shows the
+validation score only (mean ± std over seeds): test scores are for bench/recipes.py once the choice
+is made and written into the recipe with its reason.
+
+Every finished run is saved to bench/out/sweeps/<recipe>.json at once; a combination and seed
+already there is not run again, so an interrupted sweep resumes.
+
+    python bench/validation_sweep.py finance_sentiment --grid train.class_weights=none,balanced \
+        --grid train.lr=3e-5,5e-5 [--seeds 13 14] [--set FIELD=VALUE ...]
+    python bench/validation_sweep.py finance_sentiment --table      # the saved runs, run nothing
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from recipes import METRICS, REAL_DATA, RECIPES, ROOT, sets
+from finance_phrasebank import OUT
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("recipe", choices=RECIPES)
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="values to try for one recipe field (repeat for a grid)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="fixed for every run (besides the real data and base=minilm)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[13, 14])
+    p.add_argument("--table", action="store_true", help="print the saved runs' table and exit")
+    return p.parse_args(argv)
+
+
+def combinations(grid: list[str]) -> list[tuple[str, ...]]:
+    axes = []
+    for g in grid:
+        field, _, values = g.partition("=")
+        if not values:
+            sys.exit(f"--grid {g}: expected FIELD=V1,V2,...")
+        axes.append([f"{field}={v}" for v in values.split(",")])
+    return list(itertools.product(*axes)) if axes else [()]
+
+
+def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dict:
+    digest = hashlib.sha1(json.dumps([combo, fixed]).encode()).hexdigest()[:10]
+    run_dir = OUT / "sweeps" / recipe / f"{digest}_s{seed}"
+    overrides = [*REAL_DATA[recipe], "base=minilm", *fixed, *combo, f"train.seed={seed}",
+                 f"output.dir={run_dir}", "output.overwrite=true"]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"),
+                    "--quiet", *sets(overrides)], check=True, cwd=ROOT)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {"combo": list(combo), "fixed": fixed, "seed": seed, "validation": m["validation"],
+            "epochs": m["train"]["epochs_run"], "train_wall_s": m["train"]["wall_time_s"],
+            "process_wall_s": round(time.perf_counter() - start, 1)}
+
+
+def table(recipe: str, rows: list[dict]) -> str:
+    metric = METRICS[recipe][0]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((tuple(r["combo"]), tuple(r["fixed"])), []).append(r)
+    lines = [f"| settings | validation {metric} (mean ± std) | per seed | epochs | train time (s) |",
+             "|---|---|---|---|---|"]
+    ranked = sorted(groups.items(), key=lambda kv: -statistics.fmean(r["validation"][metric] for r in kv[1]))
+    for (combo, fixed), rs in ranked:
+        scores = [r["validation"][metric] for r in sorted(rs, key=lambda r: r["seed"])]
+        sd = f" ± {100 * statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
+        lines.append(f"| {' '.join(combo + fixed) or 'recipe as is'} | {100 * statistics.fmean(scores):.2f}{sd} | "
+                     f"{' / '.join(f'{100 * s:.1f}' for s in scores)} | "
+                     f"{statistics.fmean(r['epochs'] for r in rs):.1f} | "
+                     f"{statistics.fmean(r['train_wall_s'] for r in rs):.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    path = OUT / "sweeps" / f"{args.recipe}.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    if not args.table:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for combo in combinations(args.grid):
+            for seed in args.seeds:
+                if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed for r in rows):
+                    continue
+                rows.append(run(args.recipe, combo, args.overrides, seed))
+                path.write_text(json.dumps(rows, indent=1))
+                print(json.dumps({k: rows[-1][k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
+    print(table(args.recipe, rows))
+
+
+if __name__ == "__main__":
+    main()
