@@ -82,15 +82,15 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=["off", "on"], default=["off", "on"])
     parser.add_argument("--baseline-from", type=Path, help="bench/recipes.py's JSON: its runs are the 'off' arm")
     parser.add_argument("--out", type=Path, default=OUT / "lexicon_effect.json")
-    parser.add_argument("--table", action="store_true", help="print the table from --out and exit")
+    parser.add_argument("--table", action="store_true", help="print the table from --out (and --baseline-from) and exit")
     args = parser.parse_args()
     rows = json.loads(args.out.read_text()) if args.out.is_file() else []
-    if args.table:
-        print_table(rows)
-        return
     if args.baseline_from:
         done = {key(r) for r in rows}
         rows += [r for r in baseline_rows(args.baseline_from, args.recipes, args.seeds) if key(r) not in done]
+    if args.table:
+        print_table(rows)
+        return
     work = args.out.with_suffix("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
@@ -106,16 +106,16 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| recipe | lexicon | terms added | test score (mean ± sd, n) | Δ vs none | tokens/word before → after "
-          "| train time (s, mean) | Δ time |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| recipe | lexicon | terms added | test score (mean ± sd, n) | Δ vs none | Δ per seed "
+          "| tokens/word before → after | train time (s, mean) | Δ time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for recipe in dict.fromkeys(r["recipe"] for r in rows):
         groups = {}
         for r in sorted(rows, key=lambda r: r["seed"]):
             if r["recipe"] == recipe:
                 groups.setdefault(r["lexicon"], []).append(r)
         base = groups.get(None)
-        for lexicon, rs in groups.items():
+        for lexicon, rs in sorted(groups.items(), key=lambda kv: kv[0] is not None):  # none first
             scores = [r["test"] for r in rs]
             mean = statistics.mean(scores)
             sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
@@ -123,10 +123,13 @@ def print_table(rows: list[dict]) -> None:
             delta = f"{100 * (mean - statistics.mean(r['test'] for r in base)):+.2f}" if base and lexicon else "–"
             dtime = (f"{100 * (time_mean / statistics.mean(r['train_wall_s'] for r in base) - 1):+.0f}%"
                      if base and lexicon else "–")
+            off = {r["seed"]: r["test"] for r in base or []}
+            per_seed = (" / ".join(f"{100 * (r['test'] - off[r['seed']]):+.2f}" for r in rs if r["seed"] in off)
+                        if base and lexicon else "–")
             tpw = rs[0]["tokens_per_word"]
             tpw_s = f"{tpw['before']:.3f} → {tpw['after']:.3f}" if tpw else "–"
             print(f"| {recipe} | {lexicon or 'none'} | {rs[0]['terms_added']} | {100 * mean:.2f} ± {100 * sd:.2f} "
-                  f"({rs[0]['metric']}, {len(rs)}) | {delta} | {tpw_s} | {time_mean:.0f} | {dtime} |")
+                  f"({rs[0]['metric']}, {len(rs)}) | {delta} | {per_seed} | {tpw_s} | {time_mean:.0f} | {dtime} |")
 
 
 if __name__ == "__main__":
