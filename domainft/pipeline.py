@@ -111,6 +111,10 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     for split in ("validation", "test"):
         if split in encoded:
             out = trainer.predict(encoded[split], metric_key_prefix=split)
+            if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
+                recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)
+                if note:
+                    echo(note)
             report = task.evaluate(out.predictions, out.label_ids, data.labels, encoded[split],
                                    data.splits()[split], recipe, split)
             loop = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}

@@ -299,6 +299,10 @@ class DecisionSpec(Section):
         None, gt=0, le=1, description="ordinal labels: predict the most severe label whose "
         "probability together with all more severe labels' reaches this, never a less severe one "
         "than the most probable; lower = less under-, more over-prediction. Unset: most probable")
+    max_under_rate: float | None = Field(
+        None, ge=0, lt=1, description="ordinal labels: instead of a fixed escalate_threshold, the run "
+        "chooses on validation the least escalation whose under rate (predicted less severe than "
+        "gold) is at most this, and keeps that threshold with the model")
 
 
 class GenerationSpec(Section):
@@ -426,9 +430,13 @@ class Recipe(Section):
             raise _field_error("data.split.group_column", "applies to task: classification only")
         if self.data.ordinal and self.task != "classification":
             raise _field_error("data.ordinal", "applies to task: classification only")
-        if self.decision.escalate_threshold is not None and not self.data.ordinal:
-            raise _field_error("decision.escalate_threshold", "needs ordered labels: set data.ordinal: "
-                               "true and list data.labels from the most to the least severe")
+        for name in ("escalate_threshold", "max_under_rate"):
+            if getattr(self.decision, name) is not None and not self.data.ordinal:
+                raise _field_error(f"decision.{name}", "needs ordered labels: set data.ordinal: "
+                                   "true and list data.labels from the most to the least severe")
+        if self.decision.escalate_threshold is not None and self.decision.max_under_rate is not None:
+            raise _field_error("decision.max_under_rate", "set either it (the run chooses the threshold "
+                               "on validation) or decision.escalate_threshold (a fixed one), not both")
         self._method_fits_task()
         if self.task == "generation":
             self._generation_fields()

@@ -8,7 +8,8 @@ import pytest
 from domainft import load, run
 from domainft.data import TextFields, prepare_examples, read_examples
 from domainft.errors import DataError, RecipeError
-from domainft.ordinal import Decision, escalate, severity_rates
+from domainft.decode import softmax
+from domainft.ordinal import FINE_SWEEP, Decision, escalate, severity_rates
 from domainft.recipe import DataSpec, Recipe
 from domainft.tasks.classification import reference_scores
 
@@ -140,6 +141,10 @@ def test_escalation_rule_only_moves_toward_urgency():
 def test_recipe_checks_ordinal_options():
     with pytest.raises(RecipeError, match=r"decision.escalate_threshold: needs ordered labels"):
         Recipe.from_dict({"data": triage_data(ordinal=False), "decision": {"escalate_threshold": 0.3}})
+    with pytest.raises(RecipeError, match=r"decision.max_under_rate: needs ordered labels"):
+        Recipe.from_dict({"data": triage_data(ordinal=False), "decision": {"max_under_rate": 0.1}})
+    with pytest.raises(RecipeError, match=r"decision.max_under_rate: set either it .* not both"):
+        Recipe.from_dict({"data": triage_data(), "decision": {"max_under_rate": 0.1, "escalate_threshold": 0.3}})
     with pytest.raises(RecipeError, match=r"data.ordinal: needs data.labels"):
         Recipe.from_dict({"data": {**triage_data(), "labels": None}})
     with pytest.raises(RecipeError, match=r"data.columns.Sex: give `number` or `values`, not both"):
@@ -201,3 +206,26 @@ def test_escalation_is_reported_saved_and_reloaded(make_recipe):
     bundle = export_run(result.run_dir, echo=lambda *a: None).dir
     served = load_bundle(bundle, precision="fp32").predict(texts)
     assert [p["label"] for p in served] == [p["label"] for p in before]
+
+
+def test_max_under_rate_chooses_the_threshold_on_validation_per_run(make_recipe):
+    recipe = make_recipe({"train.epochs": 1}, data=triage_data(max_length=64), decision={"max_under_rate": 0.05})
+    notes = []
+    result = run(recipe, progress=False, echo=notes.append)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    validation = metrics["validation"]
+    threshold = validation["decision"]["escalate_threshold"]
+    # The least escalation that keeps validation under-triage at or below the target ...
+    sweep = {row["escalate_threshold"]: row for row in validation["escalation_sweep"]}
+    assert validation["under_triage"] == sweep[threshold]["under_triage"] <= 0.05
+    higher = [t for t in FINE_SWEEP if t > threshold]
+    probs = softmax(result.model.logits([e.text for e in prepare_examples(recipe.data).validation]))
+    y = [result.model.labels.index(e.label) for e in prepare_examples(recipe.data).validation]
+    assert all(severity_rates(y, escalate(probs, t))["under_triage"] > 0.05 for t in higher)
+    assert any(f"escalate_threshold {threshold:g} chosen on validation" in str(n) for n in notes)
+    # ... used on test, kept with the model and by a reload.
+    assert metrics["test"]["decision"] == {"ordinal": True, "escalate_threshold": threshold, "max_under_rate": 0.05}
+    reloaded = load(result.run_dir)
+    assert reloaded.manifest["decision"]["escalate_threshold"] == threshold
+    texts = [e.text for e in prepare_examples(recipe.data).test]
+    assert [p["label"] for p in reloaded.predict(texts)] == [p["label"] for p in result.model.predict(texts)]

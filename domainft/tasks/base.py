@@ -54,6 +54,11 @@ class Task:
         """The words of `examples` in order (lexicon mining, tokens-per-word statistics)."""
         raise NotImplementedError
 
+    def fit_decision(self, recipe, predictions, label_ids) -> tuple:
+        """(recipe, note): the recipe with any decision setting chosen on the validation
+        predictions filled in, and a line saying what was chosen (None: nothing to choose)."""
+        return recipe, None
+
     def evaluate(self, predictions, label_ids, labels: list[str], dataset, examples, recipe, split: str) -> dict:
         """A split's entry in metrics.json; tasks with recipe-dependent extras override it."""
         return self.report(predictions, label_ids, labels, dataset)

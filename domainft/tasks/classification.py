@@ -11,7 +11,7 @@ from domainft.batching import predict_sorted
 from domainft.data import DataBundle, Example, prepare_examples
 from domainft.decode import label_scores, softmax
 from domainft.errors import DataError
-from domainft.ordinal import SWEEP, Decision, escalate, severity_rates
+from domainft.ordinal import SWEEP, Decision, escalate, severity_rates, threshold_for_under_rate
 from domainft.tasks import register_task
 from domainft.tasks.base import Task
 
@@ -97,6 +97,22 @@ class ClassificationTask(Task):
     def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
         return lambda eval_pred: _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
+
+    def fit_decision(self, recipe, logits, y_true) -> tuple:
+        """decision.max_under_rate: the escalation threshold chosen on validation, per run (a fixed
+        threshold suits one model's calibration, not every seed's)."""
+        target = recipe.decision.max_under_rate
+        if target is None:
+            return recipe, None
+        probs = softmax(np.asarray(logits, dtype=np.float32))
+        threshold, under, reached = threshold_for_under_rate(probs, np.asarray(y_true), target)
+        chosen = recipe.model_copy(update={"decision": recipe.decision.model_copy(
+            update={"escalate_threshold": threshold})})
+        note = (f"decision: escalate_threshold {threshold:g} chosen on validation (under rate {under:.3f}, "
+                f"decision.max_under_rate {target:g})")
+        if not reached:
+            note += "; not reached even at the lowest threshold tried"
+        return chosen, note
 
     def evaluate(self, logits, y_true, labels: list[str], dataset, examples, recipe, split: str) -> dict:
         """report() under the recipe's decision rule; with ordinal labels the under/over rates (on
