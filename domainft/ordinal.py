@@ -62,11 +62,11 @@ def severity_rates(y_true, y_pred) -> dict[str, float]:
     return {"under_triage": float(np.mean(y_pred > y_true)), "over_triage": float(np.mean(y_pred < y_true))}
 
 
-def threshold_for_under_rate(probs: np.ndarray, y_true, max_under: float) -> tuple[float, float, bool]:
-    """(threshold, its under rate, reached): the least escalation of FINE_SWEEP whose under rate on
-    these labelled examples is at most `max_under`; the most escalation if none reaches it."""
+def threshold_for_under_rate(probs: np.ndarray, y_true, max_under: float) -> tuple[float, float]:
+    """(threshold, its under rate): the least escalation of FINE_SWEEP whose under rate on these
+    labelled examples is at most `max_under`; the most escalation if none reaches it."""
     for threshold in FINE_SWEEP:
         under = severity_rates(y_true, escalate(probs, threshold))["under_triage"]
         if under <= max_under:
-            return threshold, under, True
-    return threshold, under, False
+            break
+    return threshold, under

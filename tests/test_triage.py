@@ -219,13 +219,14 @@ def test_max_under_rate_chooses_the_threshold_on_validation_per_run(make_recipe)
     sweep = {row["escalate_threshold"]: row for row in validation["escalation_sweep"]}
     assert validation["under_triage"] == sweep[threshold]["under_triage"] <= 0.05
     higher = [t for t in FINE_SWEEP if t > threshold]
-    probs = softmax(result.model.logits([e.text for e in prepare_examples(recipe.data).validation]))
-    y = [result.model.labels.index(e.label) for e in prepare_examples(recipe.data).validation]
+    data = prepare_examples(recipe.data)
+    probs = softmax(result.model.logits([e.text for e in data.validation]))
+    y = [result.model.labels.index(e.label) for e in data.validation]
     assert all(severity_rates(y, escalate(probs, t))["under_triage"] > 0.05 for t in higher)
     assert any(f"escalate_threshold {threshold:g} chosen on validation" in str(n) for n in notes)
     # ... used on test, kept with the model and by a reload.
     assert metrics["test"]["decision"] == {"ordinal": True, "escalate_threshold": threshold, "max_under_rate": 0.05}
     reloaded = load(result.run_dir)
     assert reloaded.manifest["decision"]["escalate_threshold"] == threshold
-    texts = [e.text for e in prepare_examples(recipe.data).test]
+    texts = [e.text for e in data.test]
     assert [p["label"] for p in reloaded.predict(texts)] == [p["label"] for p in result.model.predict(texts)]

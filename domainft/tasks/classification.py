@@ -105,12 +105,12 @@ class ClassificationTask(Task):
         if target is None:
             return recipe, None
         probs = softmax(np.asarray(logits, dtype=np.float32))
-        threshold, under, reached = threshold_for_under_rate(probs, np.asarray(y_true), target)
+        threshold, under = threshold_for_under_rate(probs, np.asarray(y_true), target)
         chosen = recipe.model_copy(update={"decision": recipe.decision.model_copy(
             update={"escalate_threshold": threshold})})
         note = (f"decision: escalate_threshold {threshold:g} chosen on validation (under rate {under:.3f}, "
                 f"decision.max_under_rate {target:g})")
-        if not reached:
+        if under > target:
             note += "; not reached even at the lowest threshold tried"
         return chosen, note
 
