@@ -24,24 +24,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
+from recipes import METRICS, REAL_DATA, ROOT
+
 OUT = ROOT / "bench" / "out"
-# recipe -> (real data override, lexicon, main test metric)
-SETUPS = {
-    "finance_sentiment": (f"data.path={DATASETS / 'financial_phrasebank' / 'Sentences_50Agree.txt'}",
-                          "lexicons/finance.txt", "macro_f1"),
-    "medical_triage": (f"data.path={DATASETS / 'ktas_triage' / 'data.csv'}", "lexicons/medical.txt", "macro_f1"),
-    "legal_clause_review": (f"data.path={DATASETS / 'cuad' / 'master_clauses.csv.gz'}", "lexicons/legal.txt",
-                            "micro_f1"),
-    "medical_ner": (f"data.path={DATASETS / 'ncbi_disease'}", "lexicons/medical.txt", "f1"),
-}
+# recipe -> its domain's lexicon; the real data and the main test metric are bench/recipes.py's.
+LEXICONS = {"finance_sentiment": "lexicons/finance.txt", "medical_triage": "lexicons/medical.txt",
+            "legal_clause_review": "lexicons/legal.txt", "medical_ner": "lexicons/medical.txt"}
+
+
+def metric_of(recipe: str) -> str:
+    return METRICS[recipe][0]
 
 
 def run_one(recipe: str, lexicon: str | None, seed: int, work: Path) -> dict:
-    data_override, _, metric = SETUPS[recipe]
+    metric = metric_of(recipe)
     run_dir = work / f"lexicon_{recipe}_{'on' if lexicon else 'off'}_{seed}"
-    sets = [data_override, "base=minilm", f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
+    sets = [*REAL_DATA[recipe], "base=minilm", f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
     if lexicon:
         sets.append(f"lexicon=[{lexicon}]")
     cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"), "--quiet",
@@ -64,7 +62,7 @@ def baseline_rows(path: Path, recipes: list[str], seeds: list[int]) -> list[dict
     rows = []
     for r in saved["runs"]:
         if r["tool"] == "domainft" and r["recipe"] in recipes and r["seed"] in seeds and r["base"] == "minilm":
-            metric = SETUPS[r["recipe"]][2]
+            metric = metric_of(r["recipe"])
             rows.append({"recipe": r["recipe"], "lexicon": None, "seed": r["seed"], "test": r["test"][metric],
                          "metric": metric, "train_wall_s": r["train_wall_s"], "epochs": r["epochs"],
                          "terms_added": 0, "tokens_per_word": {}, "source": f"{path}: {r['run_dir']}"})
@@ -77,7 +75,7 @@ def key(row: dict) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipes", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--recipes", nargs="+", default=list(LEXICONS), choices=list(LEXICONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     parser.add_argument("--arms", nargs="+", choices=["off", "on"], default=["off", "on"])
     parser.add_argument("--baseline-from", type=Path, help="bench/recipes.py's JSON: its runs are the 'off' arm")
@@ -95,7 +93,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
-            for lexicon in [{"off": None, "on": SETUPS[recipe][1]}[arm] for arm in args.arms]:
+            for lexicon in [{"off": None, "on": LEXICONS[recipe]}[arm] for arm in args.arms]:
                 if any(key(r) == (recipe, lexicon, seed) for r in rows):
                     continue
                 rows.append(run_one(recipe, lexicon, seed, work))
