@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 
+from domainft.bases import resolve_base
 from domainft.errors import RecipeError
 from domainft.recipe import Recipe, parse_overrides
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = {"path": "x.txt"}
 
 
@@ -79,6 +83,14 @@ def test_override_of_unknown_field_is_an_error():
 def test_base_shorthands():
     assert Recipe.from_dict({"data": DATA, "base": ["biobert", "minilm"]}).base.name == ["biobert", "minilm"]
     assert Recipe.from_dict({"data": DATA, "base": {"name": "x/y"}}).base.name == ["x/y"]
+
+
+@pytest.mark.parametrize("name", ["finance_sentiment", "medical_triage", "medical_ner", "legal_clause_review"])
+def test_domain_recipes_want_a_domain_base_and_fall_back_offline(name):
+    """A user online gets the domain base first; offline (these tests), the packaged MiniLM."""
+    base = Recipe.from_yaml(ROOT / "recipes" / f"{name}.yaml").base
+    assert len(base.name) == 2 and "/" in base.name[0] and base.name[-1] == "minilm"
+    assert resolve_base(base.name).requested == "minilm"
 
 
 def test_resolved_recipe_round_trips(tmp_path):
