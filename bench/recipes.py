@@ -16,7 +16,8 @@ bench/out/recipes.md.
     python bench/recipes.py [--recipes finance_sentiment medical_triage legal_clause_review medical_ner]
                             [--seeds 13 14 15] [--set FIELD=VALUE ...] [--skip-peer] [--offline] [--resume]
     python bench/recipes.py --smoke        # sample data in data/, 1 epoch, seeds 13 14, offline: minutes
-    python bench/recipes.py --from-json bench/out/recipes.json     # re-print the table, run nothing
+    python bench/recipes.py --from-json bench/out/recipes.json [more.json ...] [--readme]
+                                           # re-print the table (and write it into README.md), run nothing
 
 The issue's targets are for the packaged MiniLM: where a recipe lists a Hub base first, online runs
 use that one unless `--offline` or `--set base=minilm`. The base each run used is in the table.
@@ -38,6 +39,7 @@ from finance_phrasebank import OUT, ROOT, write_split
 from ner_corpora import ANCHORS as NER_ANCHORS
 from ner_corpora import DATASETS
 
+README_BEGIN, README_END = "<!-- bench/recipes.py table: begin -->", "<!-- bench/recipes.py table: end -->"
 RECIPES = ["finance_sentiment", "medical_triage", "legal_clause_review", "medical_ner"]
 # The real data, as each recipe's header comment says to point it there.
 REAL_DATA = {
@@ -95,7 +97,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="keep the runs already in the JSON (made with the same options), run the rest")
     p.add_argument("--out", type=Path, help="results JSON (default bench/out/recipes.json, "
                                             "--smoke: bench/out/recipes_smoke.json)")
-    p.add_argument("--from-json", type=Path, help="print the table from this JSON and exit")
+    p.add_argument("--from-json", type=Path, nargs="+",
+                   help="print the table from these JSONs (runs of several --out files, e.g. two streams) "
+                        "and exit")
+    p.add_argument("--readme", action="store_true",
+                   help=f"also write the table and targets into README.md between the {README_BEGIN} "
+                        "and end markers")
     args = p.parse_args(argv)
     args.seeds = args.seeds or ([13, 14] if args.smoke else [13, 14, 15])
     if args.smoke and args.peer_epochs is None:
@@ -477,9 +484,13 @@ def per_category_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def summary_lines(rows: list[dict]) -> list[str]:
+    """The results table and the targets: what the README shows."""
+    return [*results_table(rows), "", "Targets (issue 7; means over seeds):", *target_lines(rows)]
+
+
 def report(rows: list[dict], meta: dict | None = None) -> str:
-    parts = [*results_table(rows), "", "Targets (issue 7; means over seeds):",
-             *target_lines(rows)]
+    parts = summary_lines(rows)
     legal = per_category_lines(rows)
     if legal:
         parts += ["", "Legal clause review, test F1 per category:", "", *legal]
@@ -490,11 +501,44 @@ def report(rows: list[dict], meta: dict | None = None) -> str:
     return "\n".join(parts)
 
 
+def merge_saved(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(runs, metas) of several results files; a (recipe, tool, seed) run in two files is an error."""
+    rows, metas = [], []
+    for path in paths:
+        saved = json.loads(path.read_text())
+        for r in saved["runs"]:
+            if find(rows, r["recipe"], r["tool"], r["seed"]):
+                sys.exit(f"{path}: {r['recipe']} {r['tool']} seed {r['seed']} is already in an earlier file")
+            rows.append(r)
+        metas.append(saved.get("meta") or {})
+    return rows, metas
+
+
+def write_readme(rows: list[dict]) -> None:
+    """Replace the README's block between the markers with the table and the targets."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, found, rest = text.partition(README_BEGIN)
+    _, found_end, tail = rest.partition(README_END)
+    if not (found and found_end):
+        sys.exit(f"README.md lacks the {README_BEGIN} / {README_END} markers")
+    block = "\n".join(summary_lines(rows))
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
+    tmp.replace(readme)
+
+
 def main() -> None:
     args = parse_args()
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
-        print(report(saved["runs"], saved.get("meta")))
+        rows, metas = merge_saved(args.from_json)
+        print(report(rows, metas[0] if len(metas) == 1 else None))
+        if len(metas) > 1:  # one footnote per file
+            for path, meta in zip(args.from_json, metas):
+                print(f"{path}: started {meta.get('started')}, OMP_NUM_THREADS={meta.get('omp_num_threads')}, "
+                      f"argv {' '.join(meta.get('argv') or [])}")
+        if args.readme:
+            write_readme(rows)
         return
     os.chdir(ROOT)  # recipes name their sample data relative to the repository
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -506,6 +550,8 @@ def main() -> None:
     text = report(rows, json.loads(args.out.read_text())["meta"])
     args.out.with_suffix(".md").write_text(text + "\n")
     print("\n" + text)
+    if args.readme:
+        write_readme(rows)
     if failures:
         print("\nFailed:\n" + "\n".join(failures), file=sys.stderr)
         sys.exit(1)
