@@ -35,6 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from domainft import atomic
 from finance_phrasebank import OUT, ROOT, write_split
 from ner_corpora import ANCHORS as NER_ANCHORS
 from ner_corpora import DATASETS
@@ -523,9 +524,7 @@ def write_readme(rows: list[dict]) -> None:
     if not (found and found_end):
         sys.exit(f"README.md lacks the {README_BEGIN} / {README_END} markers")
     block = "\n".join(summary_lines(rows))
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
-    tmp.replace(readme)
+    atomic.write_text(readme, f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
 
 
 def main() -> None:

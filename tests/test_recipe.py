@@ -1,12 +1,10 @@
-from pathlib import Path
-
 import pytest
 
+from conftest import ROOT
 from domainft.bases import resolve_base
 from domainft.errors import RecipeError
 from domainft.recipe import Recipe, parse_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = {"path": "x.txt"}
 
 
