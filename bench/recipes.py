@@ -503,13 +503,19 @@ def report(rows: list[dict], meta: dict | None = None) -> str:
 
 
 def merge_saved(paths: list[Path]) -> tuple[list[dict], list[dict]]:
-    """(runs, metas) of several results files; a (recipe, tool, seed) run in two files is an error."""
+    """(runs, metas) of several results files. A (recipe, tool, seed) run in two files is an error,
+    unless the two rows are identical: a stream that ran only the peers was seeded with copies of
+    the domainft rows (the peer trains the base each domainft run used)."""
     rows, metas = [], []
     for path in paths:
         saved = json.loads(path.read_text())
         for r in saved["runs"]:
-            if find(rows, r["recipe"], r["tool"], r["seed"]):
-                sys.exit(f"{path}: {r['recipe']} {r['tool']} seed {r['seed']} is already in an earlier file")
+            earlier = find(rows, r["recipe"], r["tool"], r["seed"])
+            if earlier == r:
+                continue
+            if earlier:
+                sys.exit(f"{path}: {r['recipe']} {r['tool']} seed {r['seed']} is already in an earlier file, "
+                         "with other results")
             rows.append(r)
         metas.append(saved.get("meta") or {})
     return rows, metas
