@@ -3,8 +3,10 @@ seeds, on the recipe's real data (MiniLM), one `domainft run` after the other. T
 validation score only (mean ± std over seeds): test scores are for bench/recipes.py once the choice
 is made and written into the recipe with its reason.
 
-Every finished run is saved to bench/out/sweeps/<recipe>.json at once; a combination and seed
-already there is not run again, so an interrupted sweep resumes.
+Every finished run is saved to bench/out/sweeps/<recipe>.json at once (merged into what is there,
+so two sweeps of one recipe can run side by side); a combination and seed already there for the
+same recipe file is not run again, so an interrupted sweep resumes. Each run records the recipe
+file's content hash (`recipe_sha`): a combination means something else once the recipe changes.
 
     python bench/validation_sweep.py finance_sentiment --grid train.class_weights=none,balanced \
         --grid train.lr=3e-5,5e-5 [--seeds 13 14] [--set FIELD=VALUE ...]
@@ -23,6 +25,8 @@ import time
 
 from recipes import METRICS, REAL_DATA, RECIPES, ROOT, sets
 from finance_phrasebank import OUT
+
+from domainft import atomic
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,8 +51,12 @@ def combinations(grid: list[str]) -> list[tuple[str, ...]]:
     return list(itertools.product(*axes)) if axes else [()]
 
 
+def recipe_sha(recipe: str) -> str:
+    return hashlib.sha1((ROOT / "recipes" / f"{recipe}.yaml").read_bytes()).hexdigest()[:10]
+
+
 def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dict:
-    digest = hashlib.sha1(json.dumps([combo, fixed]).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(json.dumps([combo, fixed, recipe_sha(recipe)]).encode()).hexdigest()[:10]
     run_dir = OUT / "sweeps" / recipe / f"{digest}_s{seed}"
     overrides = [*REAL_DATA[recipe], "base=minilm", *fixed, *combo, f"train.seed={seed}",
                  f"output.dir={run_dir}", "output.overwrite=true"]
@@ -56,23 +64,27 @@ def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dic
     subprocess.run([sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"),
                     "--quiet", *sets(overrides)], check=True, cwd=ROOT)
     m = json.loads((run_dir / "metrics.json").read_text())
-    return {"combo": list(combo), "fixed": fixed, "seed": seed, "validation": m["validation"],
+    return {"combo": list(combo), "fixed": fixed, "seed": seed, "recipe_sha": recipe_sha(recipe),
+            "validation": m["validation"],
             "epochs": m["train"]["epochs_run"], "train_wall_s": m["train"]["wall_time_s"],
             "process_wall_s": round(time.perf_counter() - start, 1)}
 
 
 def table(recipe: str, rows: list[dict]) -> str:
     metric = METRICS[recipe][0]
-    groups: dict[tuple, list[dict]] = {}
+    current, groups = recipe_sha(recipe), {}
     for r in rows:
-        groups.setdefault((tuple(r["combo"]), tuple(r["fixed"])), []).append(r)
+        groups.setdefault((tuple(r["combo"]), tuple(r["fixed"]), r.get("recipe_sha")), []).append(r)
     lines = [f"| settings | validation {metric} (mean ± std) | per seed | epochs | train time (s) |",
              "|---|---|---|---|---|"]
     ranked = sorted(groups.items(), key=lambda kv: -statistics.fmean(r["validation"][metric] for r in kv[1]))
-    for (combo, fixed), rs in ranked:
+    for (combo, fixed, sha), rs in ranked:
         scores = [r["validation"][metric] for r in sorted(rs, key=lambda r: r["seed"])]
         sd = f" ± {100 * statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
-        lines.append(f"| {' '.join(combo + fixed) or 'recipe as is'} | {100 * statistics.fmean(scores):.2f}{sd} | "
+        settings = " ".join(combo + fixed) or "recipe as is"
+        if sha != current:  # run on an earlier state of the recipe file
+            settings += f" (recipe {sha})" if sha else f" ({rs[0].get('recipe', 'earlier recipe')})"
+        lines.append(f"| {settings} | {100 * statistics.fmean(scores):.2f}{sd} | "
                      f"{' / '.join(f'{100 * s:.1f}' for s in scores)} | "
                      f"{statistics.fmean(r['epochs'] for r in rs):.1f} | "
                      f"{statistics.fmean(r['train_wall_s'] for r in rs):.0f} |")
@@ -82,17 +94,19 @@ def table(recipe: str, rows: list[dict]) -> str:
 def main() -> None:
     args = parse_args()
     path = OUT / "sweeps" / f"{args.recipe}.json"
-    rows = json.loads(path.read_text()) if path.is_file() else []
+    saved = lambda: json.loads(path.read_text()) if path.is_file() else []  # noqa: E731
     if not args.table:
         path.parent.mkdir(parents=True, exist_ok=True)
+        sha = recipe_sha(args.recipe)
         for combo in combinations(args.grid):
             for seed in args.seeds:
-                if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed for r in rows):
+                if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed
+                       and r.get("recipe_sha") == sha for r in saved()):
                     continue
-                rows.append(run(args.recipe, combo, args.overrides, seed))
-                path.write_text(json.dumps(rows, indent=1))
-                print(json.dumps({k: rows[-1][k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
-    print(table(args.recipe, rows))
+                row = run(args.recipe, combo, args.overrides, seed)
+                atomic.write_text(path, json.dumps([*saved(), row], indent=1))  # re-read: a sweep beside
+                print(json.dumps({k: row[k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
+    print(table(args.recipe, saved()))
 
 
 if __name__ == "__main__":
