@@ -5,8 +5,9 @@ is made and written into the recipe with its reason.
 
 Every finished run is saved to bench/out/sweeps/<recipe>.json at once (merged into what is there,
 so two sweeps of one recipe can run side by side); a combination and seed already there for the
-same recipe file is not run again, so an interrupted sweep resumes. Each run records the recipe
-file's content hash (`recipe_sha`): a combination means something else once the recipe changes.
+same recipe settings is not run again, so an interrupted sweep resumes. Each run records a hash
+of the recipe's resolved settings (`recipe_sha`; comments do not count): a combination means
+something else once the recipe changes.
 
     python bench/validation_sweep.py finance_sentiment --grid train.class_weights=none,balanced \
         --grid train.lr=3e-5,5e-5 [--seeds 13 14] [--set FIELD=VALUE ...]
@@ -52,7 +53,11 @@ def combinations(grid: list[str]) -> list[tuple[str, ...]]:
 
 
 def recipe_sha(recipe: str) -> str:
-    return hashlib.sha1((ROOT / "recipes" / f"{recipe}.yaml").read_bytes()).hexdigest()[:10]
+    """Hash of the recipe's resolved settings, every default filled in."""
+    from domainft.recipe import Recipe
+
+    settings = Recipe.from_yaml(ROOT / "recipes" / f"{recipe}.yaml").model_dump(mode="json")
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dict:
