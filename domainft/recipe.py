@@ -535,8 +535,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError([f"--set {item!r}: expected FIELD.PATH=VALUE, e.g. train.lr=3e-5"])
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = _override_value(value)
     return out
+
+
+def _override_value(value: str) -> Any:
+    """A YAML scalar or list; text that is not valid YAML (a text_template such as
+    '{Chief_complain}. {Sex}, age {Age}') is meant literally."""
+    if not value.strip():
+        return None
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any] | list[str]) -> dict:

@@ -65,6 +65,11 @@ def test_overrides_parse_yaml_values():
         parse_overrides(["train.lr"])
 
 
+def test_override_that_is_not_yaml_is_taken_literally():
+    template = "{Chief_complain}. {Sex}, age {Age}."  # a flow mapping followed by text: invalid YAML
+    assert parse_overrides([f"data.text_template={template}"]) == {"data.text_template": template}
+
+
 def test_override_switches_method_and_coerces():
     r = Recipe.from_dict({"data": DATA}).override(["train.lr=3e-5", "tuning.method=lora"])
     assert r.train.lr == pytest.approx(3e-5)
