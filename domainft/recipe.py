@@ -540,8 +540,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _override_value(value: str) -> Any:
-    """A YAML scalar or list; text that is not valid YAML (a text_template such as
-    '{Chief_complain}. {Sex}, age {Age}') is meant literally."""
+    """The value parsed as YAML (3e-5, [a, b], true); text that is not valid YAML (a
+    text_template such as '{Chief_complain}. {Sex}, age {Age}') is meant literally."""
     if not value.strip():
         return None
     try:
