@@ -264,9 +264,7 @@ def save(rows: list[dict], args, started: str) -> None:
     meta = {"argv": sys.argv[1:], "started": started, "smoke": args.smoke, "cpus": os.cpu_count(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "overrides": args.overrides}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
-    tmp.replace(args.out)
+    atomic.write_text(args.out, json.dumps({"meta": meta, "runs": rows}, indent=1))
 
 
 def find(rows: list[dict], recipe: str, tool: str, seed: int) -> dict | None:

@@ -60,8 +60,9 @@ def recipe_sha(recipe: str) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dict:
-    digest = hashlib.sha1(json.dumps([combo, fixed, recipe_sha(recipe)]).encode()).hexdigest()[:10]
+def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int, sha: str) -> dict:
+    """One `domainft run` of the recipe (settings hash `sha`) with the combination and seed."""
+    digest = hashlib.sha1(json.dumps([combo, fixed, sha]).encode()).hexdigest()[:10]
     run_dir = OUT / "sweeps" / recipe / f"{digest}_s{seed}"
     overrides = [*REAL_DATA[recipe], "base=minilm", *fixed, *combo, f"train.seed={seed}",
                  f"output.dir={run_dir}", "output.overwrite=true"]
@@ -69,15 +70,16 @@ def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int) -> dic
     subprocess.run([sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"),
                     "--quiet", *sets(overrides)], check=True, cwd=ROOT)
     m = json.loads((run_dir / "metrics.json").read_text())
-    return {"combo": list(combo), "fixed": fixed, "seed": seed, "recipe_sha": recipe_sha(recipe),
+    return {"combo": list(combo), "fixed": fixed, "seed": seed, "recipe_sha": sha,
             "validation": m["validation"],
             "epochs": m["train"]["epochs_run"], "train_wall_s": m["train"]["wall_time_s"],
             "process_wall_s": round(time.perf_counter() - start, 1)}
 
 
-def table(recipe: str, rows: list[dict]) -> str:
+def table(recipe: str, rows: list[dict], current: str) -> str:
+    """Mean validation score per settings, best first; `current` is the recipe's settings hash."""
     metric = METRICS[recipe][0]
-    current, groups = recipe_sha(recipe), {}
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((tuple(r["combo"]), tuple(r["fixed"]), r.get("recipe_sha")), []).append(r)
     lines = [f"| settings | validation {metric} (mean ± std) | per seed | epochs | train time (s) |",
@@ -87,7 +89,7 @@ def table(recipe: str, rows: list[dict]) -> str:
         scores = [r["validation"][metric] for r in sorted(rs, key=lambda r: r["seed"])]
         sd = f" ± {100 * statistics.stdev(scores):.2f}" if len(scores) > 1 else ""
         settings = " ".join(combo + fixed) or "recipe as is"
-        if sha != current:  # run on an earlier state of the recipe file
+        if sha != current:  # run with earlier recipe settings
             settings += f" (recipe {sha})" if sha else f" ({rs[0].get('recipe', 'earlier recipe')})"
         lines.append(f"| {settings} | {100 * statistics.fmean(scores):.2f}{sd} | "
                      f"{' / '.join(f'{100 * s:.1f}' for s in scores)} | "
@@ -100,18 +102,18 @@ def main() -> None:
     args = parse_args()
     path = OUT / "sweeps" / f"{args.recipe}.json"
     saved = lambda: json.loads(path.read_text()) if path.is_file() else []  # noqa: E731
+    sha = recipe_sha(args.recipe)
     if not args.table:
         path.parent.mkdir(parents=True, exist_ok=True)
-        sha = recipe_sha(args.recipe)
         for combo in combinations(args.grid):
             for seed in args.seeds:
                 if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed
                        and r.get("recipe_sha") == sha for r in saved()):
                     continue
-                row = run(args.recipe, combo, args.overrides, seed)
+                row = run(args.recipe, combo, args.overrides, seed, sha)
                 atomic.write_text(path, json.dumps([*saved(), row], indent=1))  # re-read: a sweep beside
                 print(json.dumps({k: row[k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
-    print(table(args.recipe, saved()))
+    print(table(args.recipe, saved(), sha))
 
 
 if __name__ == "__main__":
