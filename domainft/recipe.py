@@ -243,6 +243,8 @@ class TrainSpec(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     seed: int = 13
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing "
+                                   "(classification / ner): for noisy labels; 0.1 is the usual value")
     eval_every: Literal["epoch"] | int = Field("epoch", description="'epoch' or a number of steps")
     group_by_length: bool = Field(True, description="batch texts of similar length: less padding")
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
@@ -477,6 +479,8 @@ class Recipe(Section):
             raise _field_error("lexicon", "not supported with task: generation (classification and ner only)")
         if self.train.class_weights != "none":
             raise _field_error("train.class_weights", "applies to tasks classification / ner only")
+        if self.train.label_smoothing:
+            raise _field_error("train.label_smoothing", "applies to tasks classification / ner only")
         if self.export.enabled:
             raise _field_error("export.enabled", "the ONNX bundle applies to classification / ner; for "
                                "generation, `domainft merge RUN_DIR` writes the model with the adapter "

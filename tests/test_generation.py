@@ -249,6 +249,7 @@ def test_export_and_merge_point_at_each_other(runs, tmp_path):
     ("generation", {"data.text_column": "question"}, r"data.text_column: .*data.prompt_column"),
     ("generation", {"data.format": "csv"}, r"data.format: task: generation reads jsonl"),
     ("generation", {"lexicon": ["lexicons/legal.txt"]}, r"lexicon: not supported with task: generation"),
+    ("generation", {"train.label_smoothing": 0.1}, r"train.label_smoothing: applies to tasks classification / ner"),
     ("generation", {"export.enabled": True}, r"export.enabled: .*domainft merge"),
     ("generation", {"train.early_stopping.metric": "macro_f1"}, r"'macro_f1' is not a metric this task reports"),
     ("generation", {"train.early_stopping.metric": "exact_match", "generation.score_responses": "never"},

@@ -283,3 +283,14 @@ def test_ner_run_scores_entities_and_reloads_to_identical_predictions(ner_recipe
     reloaded = load(result.run_dir)
     assert reloaded.predict(texts) == before
     np.testing.assert_allclose(reloaded.logits(texts), result.model.logits(texts), atol=1e-6)
+
+
+def test_label_smoothing_skips_ignored_tokens():
+    logits = torch.randn(2, 4, 3)
+    labels = torch.tensor([[0, 2, -100, -100], [1, -100, 0, 2]])
+    loss = NerTask().loss_function(None, smoothing=0.1)({"logits": logits}, labels)
+    kept = labels.reshape(-1) != -100
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 3)[kept], labels.reshape(-1)[kept],
+                                                 label_smoothing=0.1)
+    torch.testing.assert_close(loss, expected)
+    assert NerTask().loss_function(None) is None  # the model's own loss when neither is set

@@ -100,6 +100,18 @@ def test_balanced_class_weights_change_the_loss(make_recipe, tmp_path):
     assert weighted.metrics["train"]["log"][0]["eval_loss"] != plain.metrics["train"]["log"][0]["eval_loss"]
 
 
+def test_label_smoothing_changes_the_loss_alone_and_with_class_weights(make_recipe, tmp_path):
+    plain = quiet_run(make_recipe({"train.epochs": 1}))
+    smoothed = quiet_run(make_recipe({"train.epochs": 1, "train.label_smoothing": 0.1,
+                                      "output.dir": str(tmp_path / "s")}))
+    weighted = quiet_run(make_recipe({"train.epochs": 1, "train.class_weights": "balanced",
+                                      "output.dir": str(tmp_path / "w")}))
+    both = quiet_run(make_recipe({"train.epochs": 1, "train.class_weights": "balanced",
+                                  "train.label_smoothing": 0.1, "output.dir": str(tmp_path / "b")}))
+    losses = [r.metrics["train"]["log"][0]["eval_loss"] for r in (plain, smoothed, weighted, both)]
+    assert len(set(losses)) == 4
+
+
 def test_early_stopping_stops_and_restores_best(make_recipe):
     # lr 0 never improves: patience 1 stops after the second evaluation; best is the first
     result = quiet_run(make_recipe({"train.lr": 1e-12, "train.epochs": 6,

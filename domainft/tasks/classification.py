@@ -81,18 +81,20 @@ class ClassificationTask(Task):
             return [len(train) / (len(labels) * counts[label]) for label in labels]
         return [float(setting.get(label, 1.0)) for label in labels]
 
-    def loss_function(self, weights: list[float] | None):
-        if weights is None:
+    def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
+        if weights is None and not smoothing:
             return None  # the model's own cross-entropy
         import torch
 
-        weight = torch.tensor(weights, dtype=torch.float32)
+        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
-        def weighted_cross_entropy(outputs, labels, num_items_in_batch=None):
+        def cross_entropy(outputs, labels, num_items_in_batch=None):
             logits = outputs["logits"]
-            return torch.nn.functional.cross_entropy(logits, labels, weight=weight.to(logits.device))
+            return torch.nn.functional.cross_entropy(
+                logits, labels, weight=None if weight is None else weight.to(logits.device),
+                label_smoothing=smoothing)
 
-        return weighted_cross_entropy
+        return cross_entropy
 
     def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""

@@ -96,7 +96,7 @@ class GenerationTask(Task):
     def class_weights(self, train, labels, setting):
         return None
 
-    def loss_function(self, weights):
+    def loss_function(self, weights, smoothing: float = 0.0):
         return None  # the model's own shifted cross-entropy over the unmasked labels
 
     def metrics_for(self, dataset, labels: list[str]):

@@ -81,19 +81,21 @@ class NerTask(Task):
             return [total / (len(labels) * max(counts[label], 1)) for label in labels]
         return [float(setting.get(label, 1.0)) for label in labels]
 
-    def loss_function(self, weights: list[float] | None):
-        if weights is None:
+    def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
+        if weights is None and not smoothing:
             return None
         import torch
 
-        weight = torch.tensor(weights, dtype=torch.float32)
+        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
-        def weighted_token_cross_entropy(outputs, labels, num_items_in_batch=None):
+        def token_cross_entropy(outputs, labels, num_items_in_batch=None):
             logits = outputs["logits"]
-            return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                     weight=weight.to(logits.device), ignore_index=IGNORE)
+            return torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                weight=None if weight is None else weight.to(logits.device), ignore_index=IGNORE,
+                label_smoothing=smoothing)
 
-        return weighted_token_cross_entropy
+        return token_cross_entropy
 
     # --- evaluation ----------------------------------------------------------------------
 
