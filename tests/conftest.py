@@ -77,7 +77,9 @@ def tiny_decoder(tmp_path_factory) -> Path:
         tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
         unk_token="<|endoftext|>", chat_template=CHATML, model_input_names=["input_ids", "attention_mask"])
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    # hidden 64: on CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights for evaluation and
+    # needs in_features >= its 64 blocksize and out_features a multiple of 32 (real models are).
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)

@@ -119,7 +119,9 @@ def test_qlora_loads_the_base_in_4bit_nf4_and_trains_only_lora(runs, tiny_decode
     model = result.model.model
     q_proj = model.get_base_model().model.layers[0].self_attn.q_proj
     assert isinstance(q_proj.base_layer, bnb.nn.Linear4bit)
-    assert q_proj.base_layer.weight.quant_type == "nf4" and q_proj.base_layer.weight.quant_state.nested
+    state = q_proj.base_layer.weight.quant_state
+    # Double quantization; on AVX512-BF16 CPUs bitsandbytes unnests it when it repacks for evaluation.
+    assert q_proj.base_layer.weight.quant_type == "nf4" and (state.nested or state.original_nested)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
