@@ -17,7 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FPB = ROOT.parent / "shared" / "datasets" / "financial_phrasebank" / "Sentences_50Agree.txt"
-OUT = ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out"  # run directories, splits, checkpoints: large, not committed
+# Results JSON of bench/recipes.py and bench/validation_sweep.py: small and committed, so the README
+# tables can be re-rendered from a fresh clone and a later session resumes or extends them.
+RESULTS = ROOT / "bench" / "results"
 
 
 def write_split(recipe, split_dir: Path = OUT / "fpb50_split") -> Path:

@@ -8,15 +8,15 @@ classification recipes, bench/peer_trainer_script.py on the split as domainft's 
 it (texts rendered by the recipe's template, deduplicated, split; written to CSV by
 finance_phrasebank.write_split), its test predictions scored here (triage: under/over-triage too);
 NER, bench/peer_ner_script.py on the corpus's official train/devel/test files. One run after the
-other. Every finished run is saved to bench/out/recipes.json at once (a partial benchmark is kept;
-`--resume` skips the runs already there). At the end: a Markdown table (test scores as mean ± std
-over seeds, in %), the issue's targets met or not, the legal per-category F1; also written to
-bench/out/recipes.md.
+other. Every finished run is saved to bench/results/recipes.json (committed) at once (a partial
+benchmark is kept; `--resume` skips the runs already there). At the end: a Markdown table (test
+scores as mean ± std over seeds, in %), the issue's targets met or not, the legal per-category F1;
+also written to bench/results/recipes.md (run directories under bench/out/recipes/).
 
     python bench/recipes.py [--recipes finance_sentiment medical_triage legal_clause_review medical_ner]
                             [--seeds 13 14 15] [--set FIELD=VALUE ...] [--skip-peer] [--offline] [--resume]
     python bench/recipes.py --smoke        # sample data in data/, 1 epoch, seeds 13 14, offline: minutes
-    python bench/recipes.py --from-json bench/out/recipes.json [more.json ...] [--readme]
+    python bench/recipes.py --from-json bench/results/recipes.json [more.json ...] [--readme]
                                            # re-print the table (and write it into README.md), run nothing
 
 The issue's targets are for the packaged MiniLM: where a recipe lists a Hub base first, online runs
@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domainft import atomic
-from finance_phrasebank import OUT, ROOT, write_split
+from finance_phrasebank import OUT, RESULTS, ROOT, write_split
 from ner_corpora import ANCHORS as NER_ANCHORS
 from ner_corpora import DATASETS
 
@@ -96,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the recipes' sample data in data/, 1 epoch, offline: checks this script end to end")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already in the JSON (made with the same options), run the rest")
-    p.add_argument("--out", type=Path, help="results JSON (default bench/out/recipes.json, "
+    p.add_argument("--out", type=Path, help="results JSON (default bench/results/recipes.json, "
                                             "--smoke: bench/out/recipes_smoke.json)")
     p.add_argument("--from-json", type=Path, nargs="+",
                    help="print the table from these JSONs (runs of several --out files, e.g. two streams) "
@@ -108,8 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.seeds = args.seeds or ([13, 14] if args.smoke else [13, 14, 15])
     if args.smoke and args.peer_epochs is None:
         args.peer_epochs = 1
-    args.out = args.out or OUT / ("recipes_smoke.json" if args.smoke else "recipes.json")
-    args.work = args.out.with_suffix("")  # run directories, splits, peer checkpoints
+    args.out = args.out or (OUT / "recipes_smoke.json" if args.smoke else RESULTS / "recipes.json")
+    args.work = OUT / args.out.stem  # run directories, splits, peer checkpoints
     return args
 
 

@@ -3,8 +3,8 @@ seeds, on the recipe's real data (MiniLM), one `domainft run` after the other. T
 validation score only (mean ± std over seeds): test scores are for bench/recipes.py once the choice
 is made and written into the recipe with its reason.
 
-Every finished run is saved to bench/out/sweeps/<recipe>.json at once (merged into what is there,
-so two sweeps of one recipe can run side by side); a combination and seed already there for the
+Every finished run is saved to bench/results/sweeps/<recipe>.json (committed) at once (merged into
+what is there, so two sweeps of one recipe can run side by side); a combination and seed already there for the
 same recipe settings is not run again, so an interrupted sweep resumes. Each run records a hash
 of the recipe's resolved settings (`recipe_sha`; comments do not count): a combination means
 something else once the recipe changes.
@@ -25,7 +25,7 @@ import sys
 import time
 
 from recipes import METRICS, REAL_DATA, RECIPES, ROOT, sets
-from finance_phrasebank import OUT
+from finance_phrasebank import OUT, RESULTS
 
 from domainft import atomic
 
@@ -100,7 +100,7 @@ def table(recipe: str, rows: list[dict], current: str) -> str:
 
 def main() -> None:
     args = parse_args()
-    path = OUT / "sweeps" / f"{args.recipe}.json"
+    path = RESULTS / "sweeps" / f"{args.recipe}.json"
     saved = lambda: json.loads(path.read_text()) if path.is_file() else []  # noqa: E731
     sha = recipe_sha(args.recipe)
     if not args.table:
