@@ -88,8 +88,9 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     checkpointing = recipe.train.gradient_checkpointing
     if checkpointing is None:
         checkpointing = method.default_gradient_checkpointing
+    loss_function = task.loss_function(weights, recipe.train.label_smoothing)
     trainer = build_trainer(recipe, task, model, tokenizer, encoded, run_dir / "checkpoints",
-                            task.loss_function(weights, recipe.train.label_smoothing), lr, progress, echo, callbacks,
+                            loss_function, lr, progress, echo, callbacks,
                             gradient_checkpointing=checkpointing,
                             eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=eval_hook)
     if checkpoint:
