@@ -4,10 +4,10 @@ validation score only (mean ± std over seeds): test scores are for bench/recipe
 is made and written into the recipe with its reason.
 
 Every finished run is saved to bench/results/sweeps/<recipe>.json (committed) at once (merged into
-what is there, so two sweeps of one recipe can run side by side); a combination and seed already there for the
-same recipe settings is not run again, so an interrupted sweep resumes. Each run records a hash
-of the recipe's resolved settings (`recipe_sha`; comments do not count): a combination means
-something else once the recipe changes.
+what is there, so two sweeps of one recipe can run side by side); a combination and seed already
+there for the same recipe settings is not run again, so an interrupted sweep resumes. Each run
+records a hash of the recipe's resolved settings (`recipe_sha`; comments do not count): a
+combination means something else once the recipe changes.
 
     python bench/validation_sweep.py finance_sentiment --grid train.class_weights=none,balanced \
         --grid train.lr=3e-5,5e-5 [--seeds 13 14] [--set FIELD=VALUE ...]
