@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+IGNORE = -100  # the label of positions no loss or metric counts (subwords, padding)
+
 
 class Task:
     name: ClassVar[str]
@@ -66,3 +68,22 @@ class Task:
     def manifest_extras(self, recipe) -> dict:
         """Entries the model manifest carries for prediction (beyond labels and lengths)."""
         return {}
+
+
+def cross_entropy_loss(weights: list[float] | None, smoothing: float = 0.0):
+    """None (the model's own cross-entropy) unless class weights or label smoothing are set; else
+    a Trainer compute_loss_func over logits of any shape [..., labels], skipping IGNORE labels."""
+    if weights is None and not smoothing:
+        return None
+    import torch
+
+    weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+
+    def cross_entropy(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+            weight=None if weight is None else weight.to(logits.device), ignore_index=IGNORE,
+            label_smoothing=smoothing)
+
+    return cross_entropy

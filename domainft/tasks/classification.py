@@ -13,7 +13,7 @@ from domainft.decode import label_scores, softmax
 from domainft.errors import DataError
 from domainft.ordinal import SWEEP, Decision, escalate, severity_rates, threshold_for_under_rate
 from domainft.tasks import register_task
-from domainft.tasks.base import Task
+from domainft.tasks.base import Task, cross_entropy_loss
 
 # Words as a lexicon sees them: letters and digits, hyphenated compounds kept whole.
 WORDS = re.compile(r"\w+(?:-\w+)*")
@@ -82,19 +82,7 @@ class ClassificationTask(Task):
         return [float(setting.get(label, 1.0)) for label in labels]
 
     def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
-        if weights is None and not smoothing:
-            return None  # the model's own cross-entropy
-        import torch
-
-        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-
-        def cross_entropy(outputs, labels, num_items_in_batch=None):
-            logits = outputs["logits"]
-            return torch.nn.functional.cross_entropy(
-                logits, labels, weight=None if weight is None else weight.to(logits.device),
-                label_smoothing=smoothing)
-
-        return cross_entropy
+        return cross_entropy_loss(weights, smoothing)
 
     def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""

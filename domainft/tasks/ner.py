@@ -13,13 +13,11 @@ import numpy as np
 from domainft.data.ner import NerBundle, Sentence, prepare_sentences
 from domainft.decode import entities
 from domainft.tasks import register_task
-from domainft.tasks.base import Task
+from domainft.tasks.base import IGNORE, Task, cross_entropy_loss
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
 if TYPE_CHECKING:
     from domainft.recipe import DataSpec
-
-IGNORE = -100
 
 
 @register_task("ner")
@@ -82,20 +80,7 @@ class NerTask(Task):
         return [float(setting.get(label, 1.0)) for label in labels]
 
     def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
-        if weights is None and not smoothing:
-            return None
-        import torch
-
-        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-
-        def token_cross_entropy(outputs, labels, num_items_in_batch=None):
-            logits = outputs["logits"]
-            return torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                weight=None if weight is None else weight.to(logits.device), ignore_index=IGNORE,
-                label_smoothing=smoothing)
-
-        return token_cross_entropy
+        return cross_entropy_loss(weights, smoothing)
 
     # --- evaluation ----------------------------------------------------------------------
 
