@@ -33,7 +33,7 @@ def render(raw: str, name: str, spec: "ColumnSpec | None", missing_values: froze
         return raw
     flags: list[str] = []
     if spec.number:
-        value = _number(raw, name)
+        value = parse_number(raw, name)
         text = format(value, "f").rstrip("0").rstrip(".")  # 36.5 -> '36.5', 100.0 -> '100'
         flags = [f.text for f in spec.flags if f.matches(value)]
     elif spec.values is not None:
@@ -44,7 +44,7 @@ def render(raw: str, name: str, spec: "ColumnSpec | None", missing_values: froze
     return f"{text} ({', '.join(flags)})" if flags else text
 
 
-def _number(raw: str, name: str) -> float:
+def parse_number(raw: str, name: str) -> float:
     # One comma and no point is a decimal comma ('36,5'); with both, the reading is ambiguous.
     text = raw.replace(",", ".") if raw.count(",") == 1 and "." not in raw else raw
     try:
