@@ -78,8 +78,12 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=str(FPB), help="default Financial PhraseBank 50Agree in ../shared")
     args = p.parse_args(argv)
 
-    mean_pooling() if args.change == "mean_pooling" else llrd(args.decay)
-    tag = args.change + (f"{args.decay}" if args.change == "llrd" else "")
+    if args.change == "mean_pooling":
+        mean_pooling()
+        tag = args.change
+    else:
+        llrd(args.decay)
+        tag = f"llrd{args.decay}"
     recipe = Recipe.from_yaml(ROOT / "recipes" / "finance_sentiment.yaml").override({
         "data.path": args.data, "base": "minilm", "train.seed": args.seed, "export.enabled": False,
         "output.dir": str(OUT / "structural" / f"{tag}_s{args.seed}"), "output.overwrite": True,
