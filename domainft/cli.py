@@ -18,6 +18,35 @@ err = Console(stderr=True)
 out = Console()
 
 SET_HELP = "Override a recipe field: --set train.lr=3e-5 (repeatable)."
+CODE_HELP = ("Python file(s) to import first, e.g. custom tasks or tuning methods registered with "
+             "register_task / register_method (repeatable).")
+
+
+def import_code(paths: list[Path] | None) -> None:
+    """--code: import each Python file as a module (spaCy's --code), so the plug-ins it registers
+    are there before the recipe is read."""
+    import importlib.util
+    import sys
+
+    for path in paths or []:
+        if not path.is_file() or path.suffix != ".py":
+            raise DomainftError(f"--code: {path} is not a Python file (give the path of a .py file that "
+                                "registers tasks or tuning methods)")
+        name = f"domainft_code_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path.resolve())
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look their module up here
+        try:
+            spec.loader.exec_module(module)
+        except DomainftError:
+            raise
+        except Exception as e:  # the user's code: say where it failed, without our traceback
+            import traceback
+
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
+            frame = (frames or traceback.extract_tb(e.__traceback__))[-1]
+            raise DomainftError(f"--code: importing {path} failed at {frame.filename}:{frame.lineno}: "
+                                f"{type(e).__name__}: {e}") from None
 
 
 def _fail(e: Exception) -> None:
@@ -29,12 +58,14 @@ def _fail(e: Exception) -> None:
 def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
         set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
         resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
-        quiet: bool = typer.Option(False, "--quiet", help="no progress bars or summary")):
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bars or summary"),
+        code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Train, evaluate and save a model as the recipe says."""
-    from domainft.pipeline import run as run_recipe
-    from domainft.recipe import Recipe
-
     try:
+        import_code(code)
+        from domainft.pipeline import run as run_recipe
+        from domainft.recipe import Recipe
+
         r = Recipe.from_yaml(recipe, set_ or [])
         result = run_recipe(r, resume=resume, progress=not quiet,
                             echo=(lambda *a: None) if quiet else out.print)
@@ -46,13 +77,15 @@ def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
 
 @app.command()
 def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
-             set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP)):
+             set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Check a recipe and its data without training; print the resolved recipe."""
-    from domainft.bases import resolve_base
-    from domainft.recipe import Recipe
-    from domainft.tasks import get_task
-
     try:
+        import_code(code)
+        from domainft.bases import resolve_base
+        from domainft.recipe import Recipe
+        from domainft.tasks import get_task
+
         r = Recipe.from_yaml(recipe, set_ or [])
         data = get_task(r.task).load_data(r.data)
         base = resolve_base(r.base.name, r.base.revision)
@@ -71,17 +104,19 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
            max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
            opset: Optional[int] = typer.Option(None, help="ONNX opset"),
            fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse",
-                                               help="quantize the ONNX Runtime-fused graph")):
+                                               help="quantize the ONNX Runtime-fused graph"),
+           code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation.
 
     Settings default to the run's recipe `export:` section; options override them."""
-    from domainft.export import export_run, saved_recipe
-    from domainft.model import model_dir_of
-
     given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset,
              "fuse": fuse}
     try:
-        spec = saved_recipe(model_dir_of(run_dir).parent).export
+        import_code(code)
+        from domainft.export import export_run
+        from domainft.rundir import run_dir_of
+
+        spec = run_dir_of(run_dir).read_recipe("export").export
         spec = _export_spec({**spec.model_dump(), **{k: v for k, v in given.items() if v is not None}})
         export_run(run_dir, spec, out=out_dir, echo=out.print)
     except DomainftError as e:
@@ -107,9 +142,11 @@ def predict(path: Path = typer.Argument(..., help="run directory (or its model/)
             input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one text per line, a "
                                                       'JSON string or {"text": ...} (ner: also a list of words)'),
             batch_size: int = typer.Option(32, help="texts per model call"),
-            fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists")):
+            fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists"),
+            code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Predict with a trained run or an exported bundle (no torch needed); one JSON object per text."""
     try:
+        import_code(code)
         items = list(texts or []) + (_read_inputs(input_file) if input_file else [])
         if not items:
             raise DomainftError("predict: give texts as arguments or --input FILE.jsonl")
@@ -158,11 +195,13 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
              temperature: float = typer.Option(1.0, help="with --sample"),
              top_p: float = typer.Option(1.0, help="with --sample"),
              seed: int = typer.Option(0, help="with --sample: the same seed gives the same text"),
-             batch_size: int = typer.Option(8, help="prompts per model call")):
+             batch_size: int = typer.Option(8, help="prompts per model call"),
+             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Answer prompts with a trained generation run; one JSON object per prompt."""
     from domainft.model import load
 
     try:
+        import_code(code)
         given = (_read_inputs(input_file, ("messages", "prompt"), 'a JSON string, {"prompt": ...} or '
                               '{"messages": [...]}') if input_file else [])
         items = list(prompts or []) + given
@@ -178,7 +217,8 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
 
 @app.command()
 def merge(run_dir: Path = typer.Argument(..., help="run directory of a task: generation recipe"),
-          out_dir: Optional[Path] = typer.Option(None, "--out", help="default: RUN_DIR/merged")):
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="default: RUN_DIR/merged"),
+          code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Merge a generation run's adapter into a full-precision copy of its base (plain transformers).
 
     qlora runs are merged into the float32 base, not the 4-bit one (that would be lossy); the
@@ -186,6 +226,7 @@ def merge(run_dir: Path = typer.Argument(..., help="run directory of a task: gen
     from domainft.merge import merge_run
 
     try:
+        import_code(code)
         merge_run(run_dir, out_dir, echo=out.print)
     except DomainftError as e:
         _fail(e)

@@ -17,9 +17,14 @@ from pathlib import Path
 
 from domainft import __version__
 from domainft.atomic import staged_dir
+from domainft.card import model_card
 from domainft.errors import DomainftError
+from domainft.model import load
 from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
+from domainft.prepare import encode_splits, read_data
+from domainft.rundir import RunDir, method_from_manifest, read_manifest, run_dir_of
 from domainft.serving import BUNDLE_FORMAT, FP32_FILE, INT8_FILE, MANIFEST, session
+from domainft.wordwindows import special_prefix_length
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # in this order, those the tokenizer makes
 VERSIONS = ("torch", "transformers", "peft", "adapters", "onnx", "onnxruntime", "optimum", "optimum-onnx",
@@ -46,24 +51,18 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     """
     import torch
 
-    from domainft.methods import get_method
-    from domainft.model import load, model_dir_of
-
-    model_dir = model_dir_of(run_dir)
-    run_dir = model_dir.parent
-    _refuse_generation(model_dir)
+    run = run_dir_of(run_dir)
+    _refuse_generation(run)
     if spec is None or validation is None:
-        recipe = saved_recipe(run_dir)
+        recipe = run.read_recipe("export")
         spec = spec or recipe.export
-    trained = load(model_dir)
+    trained = load(run.model_dir)
     if validation is None:
-        validation = validation_set(recipe, trained, run_dir)
+        validation = validation_set(recipe, trained, run)
     if not len(validation):
-        raise DomainftError(f"export: {run_dir} has no validation examples to check parity on")
-    out = Path(out or spec.dir or run_dir / "onnx")
-    tuning = trained.manifest["tuning"]
-    method = get_method(tuning["method"])(get_method(tuning["method"]).Options.model_validate(tuning))
-    plain = method.to_plain(trained.model).eval()
+        raise DomainftError(f"export: {run.path} has no validation examples to check parity on")
+    out = Path(out or spec.dir or run.bundle_dir)
+    plain = method_from_manifest(trained.manifest).to_plain(trained.model).eval()
     names = [n for n in INPUTS if n in trained.tokenizer.model_input_names]
     threads = torch.get_num_threads()
 
@@ -77,47 +76,32 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
         if spec.int8:
             parity["int8"] = check_int8(batches, reference, trained, tmp, validation, spec, parity["pytorch"],
                                         threads, echo)
-        manifest = bundle_manifest(trained, run_dir, names, spec, parity, tmp)
+        manifest = bundle_manifest(trained, run, names, spec, parity, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        from domainft.card import model_card
-
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
     echo(f"bundle: {out} (model.onnx {manifest['files']['fp32']['mb']} MB"
          + (f", model.int8.onnx {manifest['files']['int8']['mb']} MB)" if manifest["files"]["int8"] else ")"))
     return ExportResult(out, manifest)
 
 
-def _refuse_generation(model_dir: Path) -> None:
-    from domainft.model import MANIFEST as MODEL_MANIFEST
-
-    if json.loads((model_dir / MODEL_MANIFEST).read_text(encoding="utf-8")).get("task") == "generation":
-        raise DomainftError(f"export: {model_dir.parent} is a generation run; the ONNX bundle applies to "
-                            f"classification / ner. `domainft merge {model_dir.parent}` writes the model "
+def _refuse_generation(run: RunDir) -> None:
+    if read_manifest(run.model_dir).get("task") == "generation":
+        raise DomainftError(f"export: {run.path} is a generation run; the ONNX bundle applies to "
+                            f"classification / ner. `domainft merge {run.path}` writes the model "
                             "with its adapter merged into a full-precision copy of the base")
 
 
-def saved_recipe(run_dir: Path):
-    from domainft.pipeline import RECIPE_FILE
-    from domainft.recipe import Recipe
-
-    path = run_dir / RECIPE_FILE
-    if not path.is_file():
-        raise DomainftError(f"export: {run_dir} has no {RECIPE_FILE}; point at a run directory that "
-                            "`domainft run` wrote")
-    return Recipe.from_yaml(path)
-
-
-def validation_set(recipe, trained, run_dir: Path):
+def validation_set(recipe, trained, run: RunDir):
     """The run's validation split, encoded with the saved tokenizer as training encoded it."""
     task = trained.task
     try:
-        data = task.load_data(recipe.data)
-        label2id = {label: i for i, label in enumerate(trained.labels)}
-        return task.encode(data.validation, trained.tokenizer, label2id, recipe.data)
+        data = read_data(task, recipe)
+        encoded, _ = encode_splits(task, {"validation": data.validation}, trained.tokenizer, trained.labels, recipe)
     except (DomainftError, KeyError) as e:
         raise DomainftError(f"export: the parity gate runs on the run's validation data, which could not "
-                            f"be read as {run_dir / 'recipe.yaml'} says ({e}); run export from the directory "
+                            f"be read as {run.recipe_file} says ({e}); run export from the directory "
                             "the run started in, or fix data.* in that recipe.yaml") from None
+    return encoded.get("validation", [])
 
 
 def to_onnx(model, tokenizer, names: list[str], path: Path, opset: int, per_token: bool) -> None:
@@ -251,15 +235,11 @@ def quantize(src: Path, dst: Path, preset: str) -> dict:
             "reduce_range": config.reduce_range, "operators": operators}
 
 
-def bundle_manifest(trained, run_dir: Path, names: list[str], spec, parity: dict, tmp: Path) -> dict:
-    from domainft.pipeline import METRICS_FILE
-    from domainft.tasks.ner import _special_prefix_length
-
+def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, tmp: Path) -> dict:
     tok = trained.tokenizer
     special = tok.build_inputs_with_special_tokens([])
-    before = _special_prefix_length(tok)
-    metrics_path = run_dir / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    before = special_prefix_length(tok)
+    metrics = run.read_metrics()
     m = trained.manifest
     return {
         "format": BUNDLE_FORMAT, "format_version": 1, "domainft_version": __version__,

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from domainft.atomic import staged_dir
 from domainft.errors import DomainftError
+from domainft.methods.qlora import MERGE_NOTE
+from domainft.model import load
+from domainft.prepare import encode_splits, read_data
+from domainft.rundir import RunDir, method_from_manifest, read_manifest, run_dir_of
 
 MAX_CHECKED = 64  # validation pairs the losses are compared on
 
@@ -25,31 +29,25 @@ class MergeResult:
 
 
 def merge_run(run_dir: str | Path, out: str | Path | None = None, echo=print) -> MergeResult:
-    from domainft.methods import get_method
-    from domainft.methods.qlora import MERGE_NOTE
-    from domainft.model import MANIFEST, load, model_dir_of
-
-    model_dir = model_dir_of(run_dir)
-    run_dir = model_dir.parent
-    task = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8")).get("task")
+    run = run_dir_of(run_dir)
+    task = read_manifest(run.model_dir).get("task")
     if task != "generation":
-        raise DomainftError(f"merge: {run_dir} is a {task} run; `domainft export {run_dir}` writes its "
+        raise DomainftError(f"merge: {run.path} is a {task} run; `domainft export {run.path}` writes its "
                             "deployable form (LoRA merged, ONNX)")
-    trained = load(model_dir)
+    trained = load(run.model_dir)
     tuning = trained.manifest["tuning"]
-    method_cls = get_method(tuning["method"])
-    plain = method_cls(method_cls.Options.model_validate(tuning)).to_plain(trained.model).eval()
+    plain = method_from_manifest(trained.manifest).to_plain(trained.model).eval()
     if tuning["method"] == "qlora":
         echo(MERGE_NOTE)
-    validation = _validation(run_dir, trained)
+    validation = _validation(run, trained)
     collate = trained.task.collator(trained.tokenizer)
     losses = (mean_loss(trained.model, collate, validation),
               mean_loss(plain, collate, validation)) if validation is not None else (None, None)
-    out = Path(out or run_dir / "merged")
+    out = Path(out or run.merged_dir)
     with staged_dir(out) as tmp:
         plain.save_pretrained(tmp, safe_serialization=True)
         trained.tokenizer.save_pretrained(tmp)
-        manifest = {**trained.manifest, "merged": {"from": str(run_dir), "method": tuning["method"],
+        manifest = {**trained.manifest, "merged": {"from": str(run.path), "method": tuning["method"],
                                                    "validation_loss_adapter": losses[0],
                                                    "validation_loss_merged": losses[1]}}
         (tmp / "domainft_merge.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -59,17 +57,16 @@ def merge_run(run_dir: str | Path, out: str | Path | None = None, echo=print) ->
     return MergeResult(out, *losses)
 
 
-def _validation(run_dir: Path, trained):
+def _validation(run: RunDir, trained):
     """The run's first validation pairs, encoded as in training; None when the data is gone."""
-    from domainft.export import saved_recipe
-
     try:
-        recipe = saved_recipe(run_dir)
-        data = trained.task.load_data(recipe.data)
+        recipe = run.read_recipe("merge")
+        data = read_data(trained.task, recipe)
     except DomainftError:
         return None
-    pairs = data.validation[:MAX_CHECKED]
-    return trained.task.encode(pairs, trained.tokenizer, {}, recipe.data) if pairs else None
+    encoded, _ = encode_splits(trained.task, {"validation": data.validation[:MAX_CHECKED]}, trained.tokenizer,
+                               trained.labels, recipe)
+    return encoded.get("validation")
 
 
 def mean_loss(model, collate, dataset, batch_size: int = 8) -> float:

@@ -1,18 +1,16 @@
 """Building the task model on a base, saving a trained one, and loading it back to predict."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from domainft.bases import ResolvedBase, resolve_base
 from domainft.errors import DomainftError
-from domainft.methods import ModelContext, TuningMethod, get_method
+from domainft.methods import ModelContext, TuningMethod
+from domainft.rundir import method_from_manifest, model_dir_of, read_manifest, write_manifest
 from domainft.serving import BUNDLE_FORMAT
 from domainft.tasks import Task, get_task
-
-MANIFEST = "domainft.json"
 
 
 def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str | None = None,
@@ -50,17 +48,7 @@ def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str
 def save_model(method: TuningMethod, model, tokenizer, out_dir: Path, manifest: dict) -> None:
     method.save(model, out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-
-
-def model_dir_of(path: str | Path) -> Path:
-    """Accept a run directory or its model/ directory."""
-    path = Path(path)
-    for candidate in (path, path / "model"):
-        if (candidate / MANIFEST).is_file():
-            return candidate
-    raise DomainftError(f"{path}: not a domainft run or model directory (no {MANIFEST} in it or in "
-                        f"{path / 'model'}); point at the run directory that `domainft run` printed")
+    write_manifest(out_dir, manifest)
 
 
 @dataclass
@@ -106,13 +94,12 @@ def load(path: str | Path) -> TrainedModel:
     from transformers import AutoTokenizer
 
     model_dir = model_dir_of(path)
-    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(model_dir)
     if manifest.get("format") == BUNDLE_FORMAT:  # an exported bundle shares the manifest's file name
         raise DomainftError(f"{model_dir} is an exported ONNX bundle; load it with domainft.serving.load "
                             "(or `domainft predict`), or point at the run directory")
     task = get_task(manifest["task"])
-    method_cls = get_method(manifest["tuning"]["method"])
-    method = method_cls(method_cls.Options.model_validate(manifest["tuning"]))
+    method = method_from_manifest(manifest)
     base_path = manifest["base"]["path"]
     if manifest["base"]["source"] != "hub" and not Path(base_path).is_dir():
         base_path = resolve_base([manifest["base"]["requested"]]).path  # moved machine: resolve again

@@ -1,29 +1,30 @@
-"""`run`: recipe -> data -> base + head + tuning method -> Trainer -> evaluation -> run directory."""
+"""`run`: prepare -> train -> evaluate -> save (-> export), each a function of its own.
+
+    recipe -> data -> tokenizer + lexicon -> base + head + method  (prepare.py)
+           -> Trainer with early stopping                          (train, training.py)
+           -> validation / test reports                            (evaluate)
+           -> the run directory: model/, metrics.json              (save, rundir.py)
+           -> the ONNX bundle when export.enabled                  (export.py)
+"""
 from __future__ import annotations
 
 import resource
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from domainft import __version__
-from domainft.atomic import staged_dir, write_text
-from domainft.bases import resolve_base
 from domainft.errors import DomainftError
-from domainft.lexicon import fold_new_rows, inject_lexicon, save_new_rows, train_new_rows
-from domainft.methods import artefact_size, count_parameters, get_method
-from domainft.model import TrainedModel, build_model, save_model
+from domainft.export import export_run
+from domainft.lexicon import fold_new_rows, save_new_rows
+from domainft.methods import artefact_size
+from domainft.model import TrainedModel, save_model
+from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
-from domainft.report import print_summary, write_metrics
-from domainft.tasks import get_task
-from domainft.training import build_trainer, last_checkpoint
-
-RECIPE_FILE = "recipe.yaml"
-METRICS_FILE = "metrics.json"
+from domainft.report import print_summary
+from domainft.rundir import RunDir
+from domainft.training import build_trainer
 
 
 @dataclass
@@ -43,172 +44,149 @@ class RunResult:
 def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         callbacks=()) -> RunResult:
     """Train, evaluate and save one recipe. Everything is checked before any file is written."""
-    task = get_task(recipe.task)
-    method = get_method(recipe.tuning.method)(recipe.tuning)
-    run_dir = recipe.run_dir
-    checkpoint = _check_run_dir(recipe, run_dir, resume)
+    run_dir = RunDir(recipe.run_dir)
+    checkpoint = run_dir.check_for(recipe, resume)
+    prepared = prepare(recipe, echo)
+    start(run_dir, recipe, resume)
+    trainer, settings = train(prepared, run_dir, checkpoint, progress, echo, callbacks)
+    recipe, metrics = evaluate(prepared, trainer, settings, echo)
+    trained = save(prepared, trainer, recipe, run_dir, metrics)
+    if progress:
+        print_summary(metrics, run_dir.path)
+    bundle_dir = export(recipe, run_dir, prepared.encoded.get("validation"), metrics, echo) \
+        if recipe.export.enabled else None
+    return RunResult(run_dir.path, run_dir.model_dir, metrics, recipe, trained, bundle_dir)
 
-    data = task.load_data(recipe.data)
-    base = resolve_base(recipe.base.name, recipe.base.revision)
-    echo(f"base: {base.describe()}")
-    _echo_data(data.report, echo)
 
-    from transformers import set_seed
-
-    set_seed(recipe.train.seed)
-    eval_hook = task.eval_hook(recipe, data)  # may refuse the recipe's early-stopping metric
-    model, tokenizer, ctx = build_model(task, base, data.labels, recipe.base.revision,
-                                        recipe.base.trust_remote_code, method.load_kwargs())
-    if ctx.new_modules:
-        echo(f"new modules (random init, always trained): {', '.join(ctx.new_modules)}")
-    injection = inject_lexicon(recipe.lexicon, task.words(data.train), tokenizer, model)
-    if injection is not None:
-        ctx.new_token_ids = injection.new_ids
-        _echo_lexicon(injection, echo)
-    label2id = {label: i for i, label in enumerate(data.labels)}
-    max_length = recipe.data.max_length
-    encoded = {name: task.encode(exs, tokenizer, label2id, recipe.data)
-               for name, exs in data.splits().items() if exs}
-    truncated = {name: task.count_truncated(exs, tokenizer, recipe.data, encoded[name])
-                 for name, exs in data.splits().items() if exs}
-    if any(truncated.values()):
-        echo(f"longer than {max_length} tokens, {task.long_input_note}: " +
-             ", ".join(f"{k} {v}" for k, v in truncated.items()))
-
-    model = train_new_rows(method.prepare(model, ctx), ctx.new_token_ids)
-    trainable, total = count_parameters(model)
-    echo(f"tuning: {method.name}, {trainable:,} trainable of {total:,} parameters "
-         f"({100 * trainable / total:.2f}%)")
-
-    run_dir.mkdir(parents=True, exist_ok=True)
+def start(run_dir: RunDir, recipe: Recipe, resume: bool) -> None:
+    """The run directory, once everything has been checked: an earlier run replaced
+    (output.overwrite, which check_for allowed), the recipe written."""
+    if not resume and run_dir.holds_anything():
+        run_dir.clear()
+    run_dir.create()
     if not resume:
-        write_text(run_dir / RECIPE_FILE, recipe.to_yaml())
-    weights = task.class_weights(data.train, data.labels, recipe.train.class_weights)
-    lr = recipe.train.lr or method.default_lr
-    checkpointing = recipe.train.gradient_checkpointing
-    if checkpointing is None:
-        checkpointing = method.default_gradient_checkpointing
+        run_dir.write_recipe(recipe)
+
+
+@dataclass
+class TrainSettings:
+    """What train() resolved from the recipe and the method, and how long it took."""
+
+    lr: float
+    gradient_checkpointing: bool
+    checkpoint: str | None  # the checkpoint training resumed from
+    wall: float = 0.0
+
+
+def train(p: Prepared, run_dir: RunDir, checkpoint: str | None, progress: bool, echo, callbacks):
+    """Build the Trainer and train (from `checkpoint` on resume); the best checkpoint is loaded back."""
+    recipe, task, method = p.recipe, p.task, p.method
+    weights = task.class_weights(p.data.train, p.data.labels, recipe.train.class_weights)
+    settings = TrainSettings(lr=recipe.train.lr or method.default_lr,
+                             gradient_checkpointing=_gradient_checkpointing(recipe, method),
+                             checkpoint=checkpoint)
     loss_function = task.loss_function(weights, recipe.train.label_smoothing)
-    trainer = build_trainer(recipe, task, model, tokenizer, encoded, run_dir / "checkpoints",
-                            loss_function, lr, progress, echo, callbacks,
-                            gradient_checkpointing=checkpointing,
-                            eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=eval_hook)
+    trainer = build_trainer(recipe, task, p.model, p.tokenizer, p.encoded, run_dir.checkpoints,
+                            loss_function, settings.lr, progress, echo, callbacks,
+                            gradient_checkpointing=settings.gradient_checkpointing,
+                            eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=p.eval_hook)
     if checkpoint:
         echo(f"resuming from {checkpoint}")
     started = time.perf_counter()
-    with _no_kv_cache(model, checkpointing):
+    with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)
-    wall = time.perf_counter() - started
+    settings.wall = time.perf_counter() - started
+    return trainer, settings
 
-    state = trainer.state
+
+def _gradient_checkpointing(recipe: Recipe, method) -> bool:
+    setting = recipe.train.gradient_checkpointing
+    return method.default_gradient_checkpointing if setting is None else setting
+
+
+def evaluate(p: Prepared, trainer, settings: TrainSettings, echo) -> tuple[Recipe, dict]:
+    """(recipe, metrics): metrics.json's content so far, and the recipe with any decision setting
+    chosen on validation (decision.max_under_rate) filled in."""
+    recipe, task, data = p.recipe, p.task, p.data
     metrics: dict = {
-        "run": {"name": recipe.name, "task": task.name, "base": base.describe(), "method": method.name,
-                "trainable_params": trainable, "total_params": total, "domainft_version": __version__},
-        "data": {**data.report, "labels": data.labels, "truncated": truncated},
-        **({"lexicon": injection.report()} if injection else {}),
-        "train": {"lr": lr, "gradient_checkpointing": checkpointing,
-                  **_train_stats(state, recipe, len(data.train), wall, checkpoint is not None)},
+        "run": {"name": recipe.name, "task": task.name, "base": p.base.describe(), "method": p.method.name,
+                "trainable_params": p.trainable, "total_params": p.total, "domainft_version": __version__},
+        "data": {**data.report, "labels": data.labels, "truncated": p.truncated},
+        **({"lexicon": p.injection.report()} if p.injection else {}),
+        "train": {"lr": settings.lr, "gradient_checkpointing": settings.gradient_checkpointing,
+                  **_train_stats(trainer.state, recipe, len(data.train), settings)},
     }
     for split in ("validation", "test"):
-        if split in encoded:
-            out = trainer.predict(encoded[split], metric_key_prefix=split)
-            if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
-                recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)
-                if note:
-                    echo(note)
-            report = task.evaluate(out.predictions, out.label_ids, data.labels, encoded[split],
-                                   data.splits()[split], recipe, split)
-            loop = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}
-            # Metrics only the evaluation loop has (the task's eval_hook: perplexity, generated answers).
-            extra = {k: loop[k] for k in (*task.metric_names, "perplexity") if k in loop and k not in report}
-            metrics[split] = {**report, **extra, "loss": float(out.metrics[f"{split}_loss"])}
+        if split in p.encoded:
+            recipe, metrics[split] = _evaluate_split(p, trainer, recipe, split, echo)
+    return recipe, metrics
 
-    manifest = {"domainft_version": __version__, "task": task.name, "labels": data.labels,
-                "max_length": max_length, "stride": recipe.data.stride,
-                "tuning": recipe.tuning.model_dump(mode="json"),
-                "base": {"requested": base.requested, "path": base.path, "source": base.source},
-                **task.manifest_extras(recipe)}
-    model_dir = run_dir / "model"
-    if injection is not None:
-        manifest["lexicon"] = {"terms_added": len(injection.added), "sources": injection.sources}
+
+def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> tuple[Recipe, dict]:
+    task = p.task
+    out = trainer.predict(p.encoded[split], metric_key_prefix=split)
+    if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
+        recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)
+        if note:
+            echo(note)
+    report = task.evaluate(out.predictions, out.label_ids, p.data.labels, p.encoded[split],
+                           p.data.splits()[split], recipe, split)
+    loop = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}
+    # Metrics only the evaluation loop has (the task's eval_hook: perplexity, generated answers).
+    extra = {k: loop[k] for k in (*task.metric_names, "perplexity") if k in loop and k not in report}
+    return recipe, {**report, **extra, "loss": float(out.metrics[f"{split}_loss"])}
+
+
+def save(p: Prepared, trainer, recipe: Recipe, run_dir: RunDir, metrics: dict) -> TrainedModel:
+    """model/ (staged: it appears complete or not at all), then metrics.json, which marks the run
+    finished; checkpoints are removed unless output.keep_checkpoints."""
+    manifest = _manifest(p, recipe)
     fold_new_rows(trainer.model)  # a plain embedding again, the trained rows in it
-    with staged_dir(model_dir) as tmp:
-        save_model(method, trainer.model, tokenizer, tmp, manifest)
-        if ctx.new_token_ids:
-            save_new_rows(trainer.model, ctx.new_token_ids, tmp)
-    metrics["run"]["saved_mb"] = round(artefact_size(model_dir) / 2**20, 2)
-    trained = TrainedModel(trainer.model, tokenizer, task, manifest)
-    metrics.update(task.examples(trained, data, recipe))
-    write_metrics(run_dir / METRICS_FILE, metrics)
+    with run_dir.staged_model_dir() as tmp:
+        save_model(p.method, trainer.model, p.tokenizer, tmp, manifest)
+        if p.ctx.new_token_ids:
+            save_new_rows(trainer.model, p.ctx.new_token_ids, tmp)
+    metrics["run"]["saved_mb"] = round(artefact_size(run_dir.model_dir) / 2**20, 2)
+    trained = TrainedModel(trainer.model, p.tokenizer, p.task, manifest)
+    metrics.update(p.task.examples(trained, p.data, recipe))
+    run_dir.write_metrics(metrics)
     if not recipe.output.keep_checkpoints:
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    if progress:
-        print_summary(metrics, run_dir)
-    bundle_dir = _export(recipe, run_dir, encoded.get("validation"), metrics, echo) if recipe.export.enabled else None
-    return RunResult(run_dir, model_dir, metrics, recipe, trained, bundle_dir)
+        run_dir.remove_checkpoints()
+    return trained
 
 
-def _export(recipe: Recipe, run_dir: Path, validation, metrics: dict, echo) -> Path:
+def _manifest(p: Prepared, recipe: Recipe) -> dict:
+    """What the saved model needs to be rebuilt and to predict (rundir.py: domainft.json)."""
+    manifest = {"domainft_version": __version__, "task": p.task.name, "labels": p.data.labels,
+                "max_length": recipe.data.max_length, "stride": recipe.data.stride,
+                "tuning": recipe.tuning.model_dump(mode="json"),
+                "base": {"requested": p.base.requested, "path": p.base.path, "source": p.base.source},
+                **p.task.manifest_extras(recipe)}
+    if p.injection is not None:
+        manifest["lexicon"] = {"terms_added": len(p.injection.added), "sources": p.injection.sources}
+    return manifest
+
+
+def export(recipe: Recipe, run_dir: RunDir, validation, metrics: dict, echo) -> Path:
     """The recipe's `export:` section, after the run is saved; its parity figures join metrics.json."""
-    from domainft.export import export_run
-
     try:
-        result = export_run(run_dir, recipe.export, validation=validation, echo=echo)
+        result = export_run(run_dir.path, recipe.export, validation=validation, echo=echo)
     except DomainftError as e:
-        raise DomainftError(f"{e}\n(the trained run is saved in {run_dir}; `domainft export {run_dir}` "
-                            "retries the export)") from None
+        raise DomainftError(f"{e}\n(the trained run is saved in {run_dir.path}; `domainft export "
+                            f"{run_dir.path}` retries the export)") from None
     metrics["export"] = {"dir": str(result.dir), "parity": result.manifest["parity"],
                          "files": result.manifest["files"]}
-    write_metrics(run_dir / METRICS_FILE, metrics)
+    run_dir.write_metrics(metrics)
     return result.dir
 
 
-def _check_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> str | None:
-    """Refuse to clobber a run by accident; on --resume, check it is the same recipe."""
-    if resume:
-        saved = run_dir / RECIPE_FILE
-        if not saved.is_file():
-            raise DomainftError(f"--resume: {run_dir} holds no run to resume (no {RECIPE_FILE}); "
-                                "run without --resume to start it")
-        if (run_dir / METRICS_FILE).is_file():
-            raise DomainftError(f"--resume: the run in {run_dir} already finished; "
-                                "set output.overwrite=true to train it again")
-        differences = _differences(yaml.safe_load(saved.read_text(encoding="utf-8")), recipe.to_dict())
-        if differences:
-            raise DomainftError(f"--resume: the recipe differs from the one {run_dir} was started with "
-                                f"({', '.join(differences)}); resume with the same recipe and overrides")
-        checkpoint = last_checkpoint(run_dir / "checkpoints")
-        if checkpoint is None:
-            raise DomainftError(f"--resume: {run_dir} has no checkpoint yet (the run stopped before "
-                                "its first evaluation); run again without --resume")
-        return checkpoint
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not recipe.output.overwrite:
-            raise DomainftError(
-                f"output.dir: {run_dir} already holds a run. Use --resume to continue it, "
-                "--set output.overwrite=true to replace it, or --set output.dir=... for a new one")
-        shutil.rmtree(run_dir)
-    return None
-
-
-def _differences(a, b, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            if (key == "overwrite" and prefix == "output.") or (key == "export" and not prefix):
-                continue  # neither changes training (export runs after it)
-            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
-
-
-def _train_stats(state, recipe: Recipe, n_train: int, wall: float, resumed: bool) -> dict:
+def _train_stats(state, recipe: Recipe, n_train: int, settings: TrainSettings) -> dict:
     # Throughput measured here: the Trainer's own samples/s divides by the planned steps (wrong
     # after early stopping).
-    epochs = float(state.epoch or 0)
+    epochs, wall = float(state.epoch or 0), settings.wall
     return {
         "wall_time_s": round(wall, 2),
-        "resumed": resumed,
+        "resumed": settings.checkpoint is not None,
         "epochs_run": round(epochs, 3),
         "epochs_max": recipe.train.epochs,
         "steps": state.global_step,
@@ -244,24 +222,3 @@ def _cuda_peak() -> dict:
     if not torch.cuda.is_available():
         return {}
     return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
-
-
-def _echo_lexicon(injection, echo) -> None:
-    r = injection.report()
-    tpw = r["tokens_per_word"]
-    echo(f"lexicon: {r['terms_added']} terms added as tokens ({r['already_single_tokens']} already single "
-         f"tokens); train tokens per word {tpw['before']} -> {tpw['after']}")
-
-
-def _echo_data(report: dict, echo) -> None:
-    c = report["counts"]
-    line = f"data: train {c['train']}, validation {c['validation']}, test {c['test']}"
-    if "conflicting_rows_removed" in report:
-        line += (f"; removed {report['duplicates_removed']} exact duplicates and "
-                 f"{report['conflicting_rows_removed']} rows of {report['conflicting_texts_removed']} "
-                 "texts with conflicting labels")
-    elif "duplicates_removed" in report:  # generation: pairs have no label to conflict on
-        line += f"; removed {report['duplicates_removed']} exact duplicate pairs"
-    if report.get("overlap_train_test"):
-        line += f"; warning: {report['overlap_train_test']} test texts also occur in train"
-    echo(line)

@@ -1,7 +1,10 @@
 """The recipe: a validated YAML description of one run.
 
-Sections: task, base, data, lexicon, tuning, train, decision, generation, output, export. Unknown keys, wrong types and impossible
-values are rejected before any work starts, each with its field path and a hint.
+Sections: task, base, data, lexicon, tuning, train, decision, generation, output, export. Unknown
+keys, wrong types and impossible values are rejected before any work starts, each with its field
+path and a hint. The data section is defined in domainft/data/spec.py, each method's options by
+the method (methods/*.py), and each task checks the fields that concern it (Task.check_recipe and
+Task.fields in tasks/base.py).
 """
 from __future__ import annotations
 
@@ -10,21 +13,19 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
-                      model_validator)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+# The data section's schemas live with the data readers (a leaf module); they are re-exported here.
+from domainft.data.spec import ColumnSpec, DataSpec, FlagSpec, SplitSpec, WideSpec
 from domainft.errors import RecipeError
 from domainft.methods import METHODS, TuningOptions
+from domainft.schema import Section, field_error
+from domainft.tasks import TASKS
 
+__all__ = ["BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "EarlyStoppingSpec", "ExportSpec", "FlagSpec",
+           "GenerationSpec", "LexiconSpec", "OutputSpec", "Recipe", "SplitSpec", "TrainSpec", "WideSpec",
+           "apply_overrides", "parse_overrides"]
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-def _field_error(path: str, message: str) -> PydanticCustomError:
-    """An error placed at `path` (dotted, from the recipe root) by a model-level check."""
-    return PydanticCustomError("domainft", "{message}", {"path": path, "message": message})
 
 
 class BaseSpec(Section):
@@ -47,180 +48,6 @@ class BaseSpec(Section):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-
-class SplitSpec(Section):
-    validation: float = Field(0.1, gt=0, lt=1)
-    test: float = Field(0.1, ge=0, lt=1)
-    seed: int = 13
-    stratify: bool = True
-    group_column: str | None = Field(None, description="keep the rows sharing this column's value "
-                                     "(a contract, a patient) in one split; fractions count groups")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> "SplitSpec":
-        if self.validation + self.test >= 1:
-            raise ValueError("validation + test must leave some data for training (sum < 1)")
-        return self
-
-
-class FlagSpec(Section):
-    """A word added after a number in a range (bounds inclusive): `{max: 89, text: hypoxia}`."""
-
-    min: float | None = None
-    max: float | None = None
-    text: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> "FlagSpec":
-        if self.min is None and self.max is None:
-            raise ValueError("a flag needs `min`, `max` or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
-        return self
-
-    def matches(self, value: float) -> bool:
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
-
-
-class ColumnSpec(Section):
-    """How one column's cells read into the text template (`data.columns.<name>`)."""
-
-    number: bool = Field(False, description="a number; a decimal comma ('36,5') reads as 36.5")
-    values: dict[str, str] | None = Field(None, description="code -> text ('1': female); an "
-                                          "unlisted code is an error naming file and line")
-    unit: str | None = Field(None, description="appended to a present value: '36.5 °C'")
-    missing: str = Field("unknown", description="the text of a missing cell (data.missing_values)")
-    flags: list[FlagSpec] = Field(default_factory=list, description="numbers only: words added when "
-                                  "the value is in a range, e.g. HR 130 /min (tachycardia): spells out "
-                                  "what a clinician reads from the number, which a text model learns poorly")
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _codes_as_text(cls, value: Any) -> Any:
-        # YAML reads `1: female` with an int key; cells are text.
-        if isinstance(value, Mapping):
-            return {_cell_text(k): _cell_text(v) for k, v in value.items()}
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> "ColumnSpec":
-        if self.number and self.values is not None:
-            raise ValueError("give `number` or `values`, not both")
-        if self.flags and not self.number:
-            raise ValueError("`flags` apply to numbers: set `number: true`")
-        return self
-
-
-class WideSpec(Section):
-    """`format: wide_lists`: one row per document, one column per category holding a list of
-    excerpts (CUAD's master_clauses.csv); every other column must be excluded or be the group."""
-
-    exclude: list[str] = Field(default_factory=list, description="columns that are not categories "
-                               "(ids, metadata, categories left out on purpose)")
-    skip_suffix: str | None = Field("-Answer", description="columns ending so are not categories "
-                                    "(CUAD's `<Category>-Answer` summaries)")
-    multi_category: Literal["drop", "first"] = Field(
-        "drop", description="an excerpt listed under several categories of one row: drop it, or "
-        "keep it under the category whose column comes first; counted either way")
-
-
-def _cell_text(value: Any) -> str:
-    return str(value).strip() if value is not None else ""
-
-
-class DataSpec(Section):
-    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists"] = "auto"
-    path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
-                                                "directory with train/devel/test files")
-    train: Path | None = None
-    validation: Path | None = None
-    test: Path | None = None
-    split: SplitSpec = Field(default_factory=SplitSpec)
-    wide: WideSpec = Field(default_factory=WideSpec, description="format wide_lists: which columns "
-                           "are categories, and what an excerpt under several of them becomes")
-    text_column: str = "text"
-    text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
-    label_column: str = "label"
-    labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
-    encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
-    delimiter: str | None = Field(None, description="csv/tsv cell separator; default ',' (csv), tab (tsv)")
-    missing_values: list[str] = Field(default_factory=list, description="cell contents that mean "
-                                      "'missing' ('??', '#NULL!', ''); template columns render them as "
-                                      "their `columns.<name>.missing` text")
-    columns: dict[str, ColumnSpec] = Field(default_factory=dict, description="per-column cleaning "
-                                           "for the text template: number, values, unit, missing")
-    leak_columns: list[str] = Field(default_factory=list, description="columns that must never be "
-                                    "inputs (the answer, or facts known only later); checked to exist")
-    reference_column: str | None = Field(None, description="another rater's labels (e.g. the nurse's), "
-                                         "scored beside the model on the same split; never an input")
-    ordinal: bool = Field(False, description="data.labels are ordered from most to least severe; "
-                          "adds under/over rates (predicted less/more severe than gold)")
-    dedup: bool = True
-    max_length: int = Field(128, ge=8, le=8192, description="tokens; classification truncates longer "
-                            "texts, ner splits them into overlapping windows")
-    # ner only
-    conll_tag_index: int = Field(-1, description="CoNLL column holding the tag (0 = the token)")
-    tokens_column: str = Field("tokens", description="JSONL key of the token list (ner)")
-    tags_column: str = Field("tags", description="JSONL key of the tag list (ner)")
-    scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
-    repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
-    stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
-    # generation only
-    prompt_column: str = Field("prompt", description="generation, JSONL: key of the instruction")
-    response_column: str = Field("response", description="generation, JSONL: key of the answer to learn")
-    messages_column: str | None = Field(None, description="generation, JSONL: key of a chat list of "
-                                        "{role, content}; the last assistant message is the response, "
-                                        "the turns before it the prompt (instead of prompt/response)")
-    system_prompt: str | None = Field(None, description="generation: a system message before every "
-                                      "prompt, in training and generation (default: the chat "
-                                      "template's own)")
-
-    @field_validator("labels", "missing_values", mode="before")
-    @classmethod
-    def _as_texts(cls, value: Any) -> Any:
-        # `labels: [1, 2, 3]` in YAML gives ints; cells are text.
-        return [_cell_text(v) for v in value] if isinstance(value, list) else value
-
-    @field_validator("delimiter")
-    @classmethod
-    def _one_character(cls, value: str | None) -> str | None:
-        if value is not None and len(value) != 1:
-            raise ValueError(f"{value!r}: a delimiter is one character, e.g. ';' or '\\t'")
-        return value
-
-    @model_validator(mode="after")
-    def _inputs_not_leaks(self) -> "DataSpec":
-        from domainft.data.readers import template_fields
-
-        try:
-            inputs = [self.text_column] if self.text_template is None else template_fields(self.text_template)
-        except ValueError as e:  # unbalanced braces
-            raise _field_error("data.text_template", f"not a valid template ({e}); write columns as "
-                                                     "{name} and a literal brace as {{ or }}") from None
-        for name in inputs:
-            if name in self.leak_columns or name in (self.label_column, self.reference_column):
-                raise _field_error("data.text_template", f"uses column {name!r}, which is the label, "
-                                   "the reference or in data.leak_columns; the model must not see it")
-        if self.ordinal and self.labels is None:
-            raise _field_error("data.ordinal", "needs data.labels, listed from the most to the least "
-                                               "severe (e.g. ['1', '2', '3', '4', '5'] for KTAS)")
-        return self
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "DataSpec":
-        if (self.path is None) == (self.train is None):
-            raise ValueError("give either `path` (one file to split) or `train` (with optional "
-                             "`validation` and `test`), not both and not neither")
-        if self.path is not None and (self.validation or self.test):
-            raise ValueError("`validation`/`test` files go with `train`, not with `path`")
-        if self.labels is not None and len(set(self.labels)) != len(self.labels):
-            raise ValueError("`labels` lists a label twice")
-        if self.format == "wide_lists" and self.text_template is not None:
-            raise ValueError("`text_template` does not apply to format wide_lists: the text is each "
-                             "excerpt of a category column")
-        if self.wide != WideSpec() and self.format != "wide_lists":  # defaults are written back
-            raise ValueError("`wide` options apply to format: wide_lists only; set data.format")
-        return self
 
 
 class EarlyStoppingSpec(Section):
@@ -340,25 +167,16 @@ class ExportSpec(Section):
                        "transformer optimizer before int8 quantization (model.onnx stays plain ONNX)")
 
 
-GENERATION_DATA_FIELDS = ("prompt_column", "response_column", "messages_column", "system_prompt")
-
-
-def _changed(section: BaseModel, names) -> list[str]:
-    """Those of `names` whose value differs from the field's default."""
-    fields = type(section).model_fields
-    return [n for n in names if getattr(section, n) != fields[n].get_default(call_default_factory=True)]
-
-
 def _tuning_options(value: Any) -> TuningOptions:
     if isinstance(value, TuningOptions):
         return value
     if isinstance(value, str):
         value = {"method": value}
     if not isinstance(value, Mapping):
-        raise _field_error("tuning", "expected a mapping such as {method: lora, r: 8}")
+        raise field_error("tuning", "expected a mapping such as {method: lora, r: 8}")
     method = value.get("method", "full")
     if method not in METHODS:
-        raise _field_error("tuning.method", f"{method!r} is not a tuning method; choose one of: "
+        raise field_error("tuning.method", f"{method!r} is not a tuning method; choose one of: "
                                             f"{', '.join(METHODS.names())}")
     options_cls = METHODS.get(method).Options
     try:
@@ -367,8 +185,8 @@ def _tuning_options(value: Any) -> TuningOptions:
         err = e.errors()[0]
         path = ".".join(["tuning", *map(str, err["loc"])])
         if err["type"] == "extra_forbidden" and _owners(str(err["loc"][-1])):
-            raise _field_error(path, _foreign_option(str(err["loc"][-1]), method, options_cls)) from None
-        raise _field_error(path, _describe(err, options_cls, err["loc"])) from None
+            raise field_error(path, _foreign_option(str(err["loc"][-1]), method, options_cls)) from None
+        raise field_error(path, _describe(err, options_cls, err["loc"])) from None
 
 
 def _foreign_option(option: str, method: str, options_cls) -> str:
@@ -404,91 +222,55 @@ class Recipe(Section):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        from domainft.tasks import TASKS
-
         if value not in TASKS:
             raise ValueError(f"{value!r} is not a task; choose one of: {', '.join(TASKS.names())}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "Recipe":
-        from domainft.tasks import TASKS
-
+        """Checks across sections: the early-stopping metric, then the task's own checks, then the
+        fields and formats tasks declare (tasks/base.py), then the method against the task."""
         task = TASKS.get(self.task)
-        d = self.data
-        if task.words_as_input and d.stride > d.max_length // 2:  # only word-windowing tasks use stride
-            raise _field_error("data", f"`stride` ({d.stride}) must be at most half of `max_length` "
-                                       f"({d.max_length}) so that windows advance")
         es = self.train.early_stopping
         if es.metric is None:
             es.metric = task.default_metric
         if es.metric not in task.metric_names:
-            raise _field_error("train.early_stopping.metric",
-                               f"{es.metric!r} is not a metric this task reports; choose one of: "
-                               f"{', '.join(task.metric_names)}")
-        if self.task != "classification" and self.data.format == "wide_lists":
-            raise _field_error("data.format", "wide_lists applies to task: classification only")
-        if self.task != "classification" and self.data.split.group_column:
-            raise _field_error("data.split.group_column", "applies to task: classification only")
-        if self.data.ordinal and self.task != "classification":
-            raise _field_error("data.ordinal", "applies to task: classification only")
-        for name in ("escalate_threshold", "max_under_rate"):
-            if getattr(self.decision, name) is not None and not self.data.ordinal:
-                raise _field_error(f"decision.{name}", "needs ordered labels: set data.ordinal: "
-                                   "true and list data.labels from the most to the least severe")
-        if self.decision.escalate_threshold is not None and self.decision.max_under_rate is not None:
-            raise _field_error("decision.max_under_rate", "set either it (the run chooses the threshold "
-                               "on validation) or decision.escalate_threshold (a fixed one), not both")
+            raise field_error("train.early_stopping.metric",
+                              f"{es.metric!r} is not a metric this task reports; choose one of: "
+                              f"{', '.join(task.metric_names)}")
+        task.check_recipe(self)
+        self._format_fits_task(task)
+        self._fields_fit_task(task)
         self._method_fits_task()
-        if self.task == "generation":
-            self._generation_fields()
-        else:
-            for name in _changed(self.data, GENERATION_DATA_FIELDS):
-                raise _field_error(f"data.{name}", "applies to task: generation only")
-            if self.generation != GenerationSpec():  # defaults are written back
-                raise _field_error("generation", "applies to task: generation only")
-        cw = self.train.class_weights
-        if isinstance(cw, dict) and self.data.labels is not None:
-            unknown = sorted(set(cw) - set(self.data.labels))
-            if unknown:
-                raise _field_error("train.class_weights",
-                                   f"{', '.join(map(repr, unknown))} not in data.labels")
         return self
+
+    def _format_fits_task(self, task) -> None:
+        fmt = self.data.format
+        if fmt != "auto" and task.data_formats and fmt not in task.data_formats:
+            readers = [name for name, t in TASKS.items() if fmt in t.data_formats]
+            where = f"; {fmt} applies to task: {' / '.join(readers)}" if readers else ""
+            raise field_error("data.format", f"{fmt!r} is not a format for task {task.name}; choose one of: "
+                                             f"{', '.join(task.data_formats)} (or auto){where}")
+
+    def _fields_fit_task(self, task) -> None:
+        """A field that some tasks declare (Task.fields) and this one does not must keep its default."""
+        owners: dict[str, list[str]] = {}
+        for name, other in TASKS.items():
+            for path in other.fields:
+                owners.setdefault(path, []).append(name)
+        for path in sorted(owners):
+            if path not in task.fields and _is_set(self, path):
+                names = owners[path]
+                which = f"task: {names[0]}" if len(names) == 1 else f"tasks {' / '.join(names)}"
+                raise field_error(path, f"applies to {which} only")
 
     def _method_fits_task(self) -> None:
         method = METHODS.get(self.tuning.method)
         if method.tasks is not None and self.task not in method.tasks:
             fits = [m for m in METHODS.names() if METHODS.get(m).tasks is None or self.task in METHODS.get(m).tasks]
-            raise _field_error("tuning.method", f"{self.tuning.method} applies to task: "
-                               f"{' / '.join(method.tasks)} only ({method.summary}); for task "
-                               f"{self.task} choose one of: {', '.join(fits)}")
-
-    def _generation_fields(self) -> None:
-        """Encoder-task settings on a generation recipe are mistakes: say what to use instead."""
-        d = self.data
-        if d.format not in ("auto", "jsonl"):
-            raise _field_error("data.format", f"task: generation reads jsonl (one JSON object per line), "
-                                              f"not {d.format}")
-        hints = {"text_column": "name the instruction with data.prompt_column",
-                 "label_column": "name the answer with data.response_column"}
-        for name in _changed(d, ("text_column", "label_column", "text_template", "labels", "columns",
-                                 "leak_columns", "reference_column", "missing_values")):
-            hint = hints.get(name, "it applies to tasks classification / ner")
-            raise _field_error(f"data.{name}", f"not used by task: generation; {hint}")
-        if self.lexicon.enabled:
-            raise _field_error("lexicon", "not supported with task: generation (classification and ner only)")
-        if self.train.class_weights != "none":
-            raise _field_error("train.class_weights", "applies to tasks classification / ner only")
-        if self.train.label_smoothing:
-            raise _field_error("train.label_smoothing", "applies to tasks classification / ner only")
-        if self.export.enabled:
-            raise _field_error("export.enabled", "the ONNX bundle applies to classification / ner; for "
-                               "generation, `domainft merge RUN_DIR` writes the model with the adapter "
-                               "merged into a full-precision copy of the base")
-        es = self.train.early_stopping
-        if es.metric in ("exact_match", "token_f1") and self.generation.score_responses == "never":
-            raise _field_error("train.early_stopping.metric", f"{es.metric} needs scored generations; "
-                               "set generation.score_responses to auto or always, or use loss")
+            raise field_error("tuning.method", f"{self.tuning.method} applies to task: "
+                              f"{' / '.join(method.tasks)} only ({method.summary}); for task "
+                              f"{self.task} choose one of: {', '.join(fits)}")
 
     # ----- construction -----
     @classmethod
@@ -529,6 +311,16 @@ class Recipe(Section):
     @property
     def run_dir(self) -> Path:
         return self.output.dir if self.output.dir is not None else Path("runs") / self.name
+
+
+def _is_set(recipe: BaseModel, dotted: str) -> bool:
+    """Whether the field at `dotted` ("data.split.group_column", "decision") differs from its default."""
+    *parents, last = dotted.split(".")
+    section = recipe
+    for name in parents:
+        section = getattr(section, name)
+    field = type(section).model_fields[last]
+    return getattr(section, last) != field.get_default(call_default_factory=True)
 
 
 # ----- overrides -----

@@ -1,14 +1,9 @@
-"""metrics.json and the one-screen summary printed at the end of a run."""
+"""The one-screen summary printed at the end of a run (metrics.json itself: rundir.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from domainft.atomic import write_text
-
-
-def write_metrics(path: Path, metrics: dict) -> None:
-    write_text(path, json.dumps(metrics, indent=2) + "\n")
+from domainft.tasks import get_task
 
 
 WIDE_LABELS = 6
@@ -54,8 +49,6 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     console.print(f"training: {train['wall_time_s']:.0f} s, {train['epochs_run']:.2f} epochs ({stop}), "
                   f"best {train['best_metric_name']} {train['best_metric']:.4f} at step {train['best_step']}, "
                   f"{train['examples_per_s']:.1f} examples/s, peak memory {train['peak_rss_mb']:.0f} MB")
-
-    from domainft.tasks import get_task
 
     columns = get_task(info["task"]).summary_columns
     table = Table(title="Evaluation (best checkpoint)")

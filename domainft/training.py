@@ -132,11 +132,6 @@ def _labels(model) -> list[str]:
     return [id2label[i] for i in range(len(id2label))]
 
 
-def last_checkpoint(checkpoint_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-
 
 def _has_cuda() -> bool:
     import torch

@@ -105,3 +105,9 @@ def merge_windows(logits: np.ndarray, sentence_of, word_index, n_sentences: int 
                     words[i] = logits[r, pos]
         out.append(words)
     return out
+
+
+def special_prefix_length(tokenizer) -> int:
+    """How many special tokens a (transformers) tokenizer puts before a sequence's body ([CLS]: 1)."""
+    marker = -7  # an id no vocabulary uses: find where the body starts among the special tokens
+    return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)

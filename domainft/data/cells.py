@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from domainft.recipe import ColumnSpec
+    from domainft.data.spec import ColumnSpec
 
 
 class CellError(ValueError):

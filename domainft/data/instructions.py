@@ -16,7 +16,7 @@ from domainft.errors import DataError
 from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
 
 ROLES = ("system", "user", "assistant")
 

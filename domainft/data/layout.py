@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Hashable, TypeVar
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
 
 T = TypeVar("T")
 Splitter = Callable[[list[T], float, float], tuple[list[T], list[T], list[T]]]

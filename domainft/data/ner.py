@@ -18,7 +18,7 @@ from domainft.errors import DataError
 from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
 
 SCHEMES = ("iob2", "iob1", "bioes", "bilou")
 NER_FORMATS = ("conll", "jsonl")

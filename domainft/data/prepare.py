@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.data.layout import read_and_split
-from domainft.data.readers import Example, TextFields, read_examples
+from domainft.data.readers import DEFAULT_ENCODING, Example, TextFields, read_examples, read_text
 from domainft.data.splits import deduplicate, group_split, shared_groups, stratified_split
+from domainft.data.wide import read_wide, resolve_multi_category
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
 
 
 @dataclass
@@ -52,11 +53,10 @@ def _deduplicate(examples: list[Example]) -> tuple[list[Example], dict]:
 
 
 def _read(path: Path, spec: "DataSpec", fields: TextFields, report: dict) -> list[Example]:
-    examples = read_examples(path, spec.format, fields, spec.encoding, spec.delimiter, spec.wide)
     if spec.format != "wide_lists":
-        return examples
-    from domainft.data.wide import resolve_multi_category
-
+        return read_examples(path, spec.format, fields, spec.encoding, spec.delimiter)
+    text = read_text(path, spec.encoding or DEFAULT_ENCODING["wide_lists"])
+    examples = read_wide(path, text, spec.wide, fields.group_column, spec.delimiter or ",")
     # An excerpt under several categories has no single label: never silent, always counted.
     examples, counts = resolve_multi_category(examples, spec.wide.multi_category)
     report.setdefault("multi_category", {})[str(path)] = counts  # per file read

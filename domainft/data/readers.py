@@ -9,17 +9,17 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from domainft.data.cells import CellError, as_text, is_missing, render
+from domainft.data.spec import template_fields
 from domainft.errors import DataError
 from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
-    from domainft.recipe import ColumnSpec, DataSpec, WideSpec
+    from domainft.data.spec import ColumnSpec, DataSpec
 
 FORMATS = ("csv", "tsv", "jsonl", "phrasebank", "wide_lists")
 DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1",
@@ -98,11 +98,6 @@ class TextFields:
         return as_text(row[self.group_column]) if self.group_column else None
 
 
-def template_fields(template: str) -> list[str]:
-    """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
-    return [*dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f)]
-
-
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
@@ -152,13 +147,10 @@ def read_text(path: Path, encoding: str) -> str:
 
 
 def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None = None,
-                  delimiter: str | None = None, wide: "WideSpec | None" = None) -> list[Example]:
+                  delimiter: str | None = None) -> list[Example]:
+    """One example per row of a csv / tsv / jsonl / phrasebank file (wide tables: data/wide.py)."""
     fmt = detect_format(path, fmt)
     text = read_text(path, encoding or DEFAULT_ENCODING[fmt])
-    if fmt == "wide_lists":
-        from domainft.data.wide import read_wide
-
-        return read_wide(path, text, wide, fields.group_column, delimiter or ",")
     if fmt == "phrasebank":
         return _read_phrasebank(path, text)
     if fmt == "jsonl":

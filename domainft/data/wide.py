@@ -17,13 +17,13 @@ from domainft.data.readers import Example, delimited_rows
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
-    from domainft.recipe import WideSpec
+    from domainft.data.spec import WideSpec
 
 
 def read_wide(path: Path, text: str, spec: "WideSpec", group_column: str | None,
               delimiter: str) -> list[Example]:
     """One Example per (row, category, excerpt), in row then column order (`first` relies on it)."""
-    from domainft.recipe import WideSpec
+    from domainft.data.spec import WideSpec
 
     spec = spec or WideSpec()
     header, rows = delimited_rows(path, text, delimiter)

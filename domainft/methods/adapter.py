@@ -12,8 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from domainft.errors import DomainftError
-from domainft.methods import register_method
-from domainft.methods.base import ModelContext, TuningMethod, TuningOptions
+from domainft.methods.base import ModelContext, TuningMethod, TuningOptions, register_method
 
 ADAPTER_NAME = "domain"
 HEAD_FILE = "head.safetensors"  # weights trained outside the adapter: the head, a missing pooler

@@ -9,8 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from domainft.errors import DomainftError
-from domainft.methods import register_method
-from domainft.methods.base import ModelContext
+from domainft.methods.base import ModelContext, register_method
 from domainft.methods.full import FullTuning, FullOptions
 
 

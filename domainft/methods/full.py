@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from domainft.methods import register_method
-from domainft.methods.base import ModelContext, TuningMethod, TuningOptions
+from domainft.methods.base import ModelContext, TuningMethod, TuningOptions, register_method
 
 
 class FullOptions(TuningOptions):

@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from domainft.methods import register_method
-from domainft.methods.base import ModelContext, TuningMethod, TuningOptions
+from domainft.methods.base import ModelContext, TuningMethod, TuningOptions, register_method
 
 # Trainer checkpoints of a lexicon-extended model carry the whole resized embedding (peft's "auto"),
 # which is what resuming needs; the final save keeps only the trained rows. Not worth a warning.

@@ -18,8 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from domainft.errors import DomainftError
-from domainft.methods import register_method
-from domainft.methods.base import ModelContext
+from domainft.methods.base import ModelContext, register_method
 from domainft.methods.lora import LoraOptions, LoraTuning
 
 MERGE_NOTE = ("qlora: the adapter is merged into a full-precision (float32) copy of the base, not into "

@@ -1,23 +1,9 @@
-"""Tasks (classification, ner, generation), found by name (`task:` in a recipe)."""
-from domainft.registry import Registry
-from domainft.tasks.base import Task
+"""Tasks (classification, ner, generation), found by name (`task:` in a recipe).
 
-TASKS: Registry[Task] = Registry("task")
-
-
-def register_task(name: str):
-    def add(cls: type[Task]) -> type[Task]:
-        cls.name = name
-        TASKS.register(name)(cls())
-        return cls
-
-    return add
-
-
-def get_task(name: str) -> Task:
-    return TASKS.get(name)
-
-
-from domainft.tasks import classification, generation, ner  # noqa: E402,F401
+The contract and the registry are in domainft/tasks/base.py; importing this package registers the
+built-in tasks.
+"""
+from domainft.tasks import classification, generation, ner  # noqa: F401  (they register themselves)
+from domainft.tasks.base import TASKS, Task, get_task, register_task
 
 __all__ = ["TASKS", "Task", "get_task", "register_task"]

@@ -9,17 +9,24 @@ import numpy as np
 
 from domainft.batching import predict_sorted
 from domainft.data import DataBundle, Example, prepare_examples
+from domainft.data.readers import FORMATS
 from domainft.decode import label_scores, softmax
 from domainft.errors import DataError
 from domainft.ordinal import SWEEP, Decision, escalate, severity_rates, threshold_for_under_rate
-from domainft.tasks import register_task
-from domainft.tasks.base import Task, cross_entropy_loss
+from domainft.schema import field_error
+from domainft.tasks.base import Task, register_task
 
 # Words as a lexicon sees them: letters and digits, hyphenated compounds kept whole.
 WORDS = re.compile(r"\w+(?:-\w+)*")
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
+
+# Recipe fields that only text classification reads (tasks/base.py, Task.fields).
+FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column", "data.labels", "data.columns",
+                    "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
+                    "data.ordinal", "data.split.group_column", "decision",
+                    "lexicon", "train.class_weights", "train.label_smoothing", "export.enabled"})
 
 
 @register_task("classification")
@@ -30,6 +37,19 @@ class ClassificationTask(Task):
     long_input_note = "truncated to data.max_length tokens"
     summary_columns = [("accuracy", "accuracy"), ("macro-F1", "macro_f1")]
     gate_metrics = ("accuracy", "macro_f1")
+    data_formats = FORMATS
+    fields = FIELDS
+
+    def check_recipe(self, recipe) -> None:
+        super().check_recipe(recipe)
+        decision = recipe.decision
+        for name in ("escalate_threshold", "max_under_rate"):
+            if getattr(decision, name) is not None and not recipe.data.ordinal:
+                raise field_error(f"decision.{name}", "needs ordered labels: set data.ordinal: "
+                                  "true and list data.labels from the most to the least severe")
+        if decision.escalate_threshold is not None and decision.max_under_rate is not None:
+            raise field_error("decision.max_under_rate", "set either it (the run chooses the threshold "
+                              "on validation) or decision.escalate_threshold (a fixed one), not both")
 
     @property
     def model_class(self):
@@ -73,16 +93,8 @@ class ClassificationTask(Task):
 
         return DataCollatorWithPadding(tokenizer)
 
-    def class_weights(self, train: list[Example], labels: list[str], setting) -> list[float] | None:
-        if setting == "none":
-            return None
-        if setting == "balanced":  # n_samples / (n_classes * n_c), as scikit-learn defines it
-            counts = Counter(e.label for e in train)
-            return [len(train) / (len(labels) * counts[label]) for label in labels]
-        return [float(setting.get(label, 1.0)) for label in labels]
-
-    def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
-        return cross_entropy_loss(weights, smoothing)
+    def label_counts(self, train: list[Example]) -> Counter:
+        return Counter(e.label for e in train)
 
     def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""

@@ -13,12 +13,19 @@ import numpy as np
 from domainft.chat import decode, encode_pair, generate_ids, prompt_ids, split_row, with_system_prompt
 from domainft.data.instructions import Instruction, InstructionBundle, prepare_instructions
 from domainft.errors import DomainftError
-from domainft.tasks import register_task
-from domainft.tasks.base import Task
+from domainft.schema import changed, field_error
+from domainft.tasks.base import Task, register_task
 from domainft.textmatch import exact_match, token_f1
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec, Recipe
+    from domainft.data.spec import DataSpec
+
+# Recipe fields that only generation reads (tasks/base.py, Task.fields).
+FIELDS = frozenset({"data.prompt_column", "data.response_column", "data.messages_column", "data.system_prompt",
+                    "generation"})
+# Encoder-task fields a generation recipe may set from habit, and what to use instead.
+HINTS = {"text_column": "name the instruction with data.prompt_column",
+         "label_column": "name the answer with data.response_column"}
 
 SCORED = ("exact_match", "token_f1")
 EXTRA_NEW_TOKENS = 4  # scoring: room beyond the longest reference, to see an answer run on
@@ -35,6 +42,29 @@ class GenerationTask(Task):
                        ("token F1", "token_f1")]
     eval_on_start = True
     loss_only_eval = True
+    data_formats = ("jsonl",)
+    fields = FIELDS
+
+    def check_recipe(self, recipe) -> None:
+        """Encoder-task settings on a generation recipe are mistakes: say what to use instead."""
+        d = recipe.data
+        if d.format not in ("auto", "jsonl"):
+            raise field_error("data.format", f"task: generation reads jsonl (one JSON object per line), "
+                                             f"not {d.format}")
+        for name in changed(d, ("text_column", "label_column", "text_template", "labels", "columns",
+                                "leak_columns", "reference_column", "missing_values")):
+            hint = HINTS.get(name, "it applies to tasks classification / ner")
+            raise field_error(f"data.{name}", f"not used by task: generation; {hint}")
+        if recipe.lexicon.enabled:
+            raise field_error("lexicon", "not supported with task: generation (classification and ner only)")
+        if recipe.export.enabled:
+            raise field_error("export.enabled", "the ONNX bundle applies to classification / ner; for "
+                              "generation, `domainft merge RUN_DIR` writes the model with the adapter "
+                              "merged into a full-precision copy of the base")
+        es = recipe.train.early_stopping
+        if es.metric in SCORED and recipe.generation.score_responses == "never":
+            raise field_error("train.early_stopping.metric", f"{es.metric} needs scored generations; "
+                              "set generation.score_responses to auto or always, or use loss")
 
     def greater_is_better(self, metric: str) -> bool:
         return metric in SCORED
@@ -94,7 +124,7 @@ class GenerationTask(Task):
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
 
     def class_weights(self, train, labels, setting):
-        return None
+        return None  # refused by the recipe (train.class_weights applies to classification / ner)
 
     def loss_function(self, weights, smoothing: float = 0.0):
         return None  # the model's own shifted cross-entropy over the unmasked labels
@@ -105,7 +135,7 @@ class GenerationTask(Task):
     def model_loss(self):
         return response_loss
 
-    def eval_hook(self, recipe: "Recipe", data: InstructionBundle):
+    def eval_hook(self, recipe, data: InstructionBundle):
         scored = scores_generations(recipe, data)
         batch_size = recipe.train.eval_batch_size
 
@@ -120,19 +150,19 @@ class GenerationTask(Task):
 
         return hook
 
-    def evaluate(self, predictions, label_ids, labels, dataset, examples, recipe, split: str) -> dict:
+    def report(self, predictions, label_ids, labels, dataset) -> dict:
         # Loss, perplexity and the scores come from the evaluation loop (the pipeline adds them).
         return {"n": len(dataset), "response_tokens": int(sum(np.sum(np.asarray(r) != -100)
                                                               for r in dataset["labels"]))}
 
-    def examples(self, trained, data: InstructionBundle, recipe: "Recipe") -> dict:
+    def examples(self, trained, data: InstructionBundle, recipe) -> dict:
         """Greedy answers to the first validation prompts beside the references, to read."""
         pairs = data.validation[:SAMPLES]
         answers = self.generate(trained, [p.chat() for p in pairs]) if pairs else []
         return {"samples": [{"prompt": p.messages[-1][1], "reference": p.response, "generated": a}
                             for p, a in zip(pairs, answers)]}
 
-    def manifest_extras(self, recipe: "Recipe") -> dict:
+    def manifest_extras(self, recipe) -> dict:
         return {"generation": {"max_new_tokens": recipe.generation.max_new_tokens,
                                "system_prompt": recipe.data.system_prompt}}
 
@@ -198,7 +228,7 @@ def _plain_head(lm) -> bool:
             and getattr(lm, "base_model", lm) is not lm)
 
 
-def scores_generations(recipe: "Recipe", data: InstructionBundle) -> bool:
+def scores_generations(recipe, data: InstructionBundle) -> bool:
     """Whether evaluation generates and scores answers (generation.score_responses); checked
     against early stopping's metric before training starts."""
     g = recipe.generation

@@ -10,14 +10,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from domainft.data.ner import NerBundle, Sentence, prepare_sentences
+from domainft.data.ner import NER_FORMATS, NerBundle, Sentence, prepare_sentences
 from domainft.decode import entities
-from domainft.tasks import register_task
-from domainft.tasks.base import IGNORE, Task, cross_entropy_loss
-from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
+from domainft.schema import field_error
+from domainft.tasks.base import IGNORE, Task, register_task
+from domainft.wordwindows import merge_windows, special_prefix_length, window_inputs, words_with_offsets
 
 if TYPE_CHECKING:
-    from domainft.recipe import DataSpec
+    from domainft.data.spec import DataSpec
+
+# Recipe fields that only NER reads (tasks/base.py, Task.fields).
+FIELDS = frozenset({"data.labels", "data.conll_tag_index", "data.tokens_column", "data.tags_column", "data.scheme",
+                    "data.repair_tags", "data.stride", "lexicon", "train.class_weights", "train.label_smoothing",
+                    "export.enabled"})
 
 
 @register_task("ner")
@@ -29,6 +34,15 @@ class NerTask(Task):
     words_as_input = True
     summary_columns = [("precision", "precision"), ("recall", "recall"), ("entity F1", "f1")]
     gate_metrics = ("f1",)
+    data_formats = NER_FORMATS
+    fields = FIELDS
+
+    def check_recipe(self, recipe) -> None:
+        super().check_recipe(recipe)
+        d = recipe.data
+        if d.stride > d.max_length // 2:
+            raise field_error("data", f"`stride` ({d.stride}) must be at most half of `max_length` "
+                                      f"({d.max_length}) so that windows advance")
 
     @property
     def model_class(self):
@@ -70,17 +84,8 @@ class NerTask(Task):
 
     # --- loss ----------------------------------------------------------------------------
 
-    def class_weights(self, train: list[Sentence], labels: list[str], setting) -> list[float] | None:
-        if setting == "none":
-            return None
-        if setting == "balanced":
-            counts = Counter(t for s in train for t in s.tags)
-            total = sum(counts.values())
-            return [total / (len(labels) * max(counts[label], 1)) for label in labels]
-        return [float(setting.get(label, 1.0)) for label in labels]
-
-    def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
-        return cross_entropy_loss(weights, smoothing)
+    def label_counts(self, train: list[Sentence]) -> Counter:
+        return Counter(t for s in train for t in s.tags)
 
     # --- evaluation ----------------------------------------------------------------------
 
@@ -161,12 +166,7 @@ def encode_words(words: list[str], tokenizer, max_length: int, stride: int) -> l
     pieces = [p or [tokenizer.unk_token_id] for p in tokenizer(words, add_special_tokens=False)["input_ids"]]
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     return window_inputs(pieces, budget, stride, tokenizer.build_inputs_with_special_tokens,
-                         _special_prefix_length(tokenizer))
-
-
-def _special_prefix_length(tokenizer) -> int:
-    marker = -7  # an id no vocabulary uses: find where the body starts among the special tokens
-    return tokenizer.build_inputs_with_special_tokens([marker]).index(marker)
+                         special_prefix_length(tokenizer))
 
 
 def merge_gold(label_rows, sentence_of, word_index) -> list[list[int]]:

@@ -1,0 +1,186 @@
+"""The recipe's `data:` section: where examples come from and how they read (a leaf: the data
+readers, the tasks and the recipe import it; it imports none of them)."""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import Field, field_validator, model_validator
+
+from domainft.schema import Section, cell_text, field_error
+
+
+def template_fields(template: str) -> list[str]:
+    """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
+    return [*dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f)]
+
+
+class SplitSpec(Section):
+    validation: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+    seed: int = 13
+    stratify: bool = True
+    group_column: str | None = Field(None, description="keep the rows sharing this column's value "
+                                     "(a contract, a patient) in one split; fractions count groups")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitSpec":
+        if self.validation + self.test >= 1:
+            raise ValueError("validation + test must leave some data for training (sum < 1)")
+        return self
+
+
+class FlagSpec(Section):
+    """A word added after a number in a range (bounds inclusive): `{max: 89, text: hypoxia}`."""
+
+    min: float | None = None
+    max: float | None = None
+    text: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "FlagSpec":
+        if self.min is None and self.max is None:
+            raise ValueError("a flag needs `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    def matches(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class ColumnSpec(Section):
+    """How one column's cells read into the text template (`data.columns.<name>`)."""
+
+    number: bool = Field(False, description="a number; a decimal comma ('36,5') reads as 36.5")
+    values: dict[str, str] | None = Field(None, description="code -> text ('1': female); an "
+                                          "unlisted code is an error naming file and line")
+    unit: str | None = Field(None, description="appended to a present value: '36.5 °C'")
+    missing: str = Field("unknown", description="the text of a missing cell (data.missing_values)")
+    flags: list[FlagSpec] = Field(default_factory=list, description="numbers only: words added when "
+                                  "the value is in a range, e.g. HR 130 /min (tachycardia): spells out "
+                                  "what a clinician reads from the number, which a text model learns poorly")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        # YAML reads `1: female` with an int key; cells are text.
+        if isinstance(value, Mapping):
+            return {cell_text(k): cell_text(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ColumnSpec":
+        if self.number and self.values is not None:
+            raise ValueError("give `number` or `values`, not both")
+        if self.flags and not self.number:
+            raise ValueError("`flags` apply to numbers: set `number: true`")
+        return self
+
+
+class WideSpec(Section):
+    """`format: wide_lists`: one row per document, one column per category holding a list of
+    excerpts (CUAD's master_clauses.csv); every other column must be excluded or be the group."""
+
+    exclude: list[str] = Field(default_factory=list, description="columns that are not categories "
+                               "(ids, metadata, categories left out on purpose)")
+    skip_suffix: str | None = Field("-Answer", description="columns ending so are not categories "
+                                    "(CUAD's `<Category>-Answer` summaries)")
+    multi_category: Literal["drop", "first"] = Field(
+        "drop", description="an excerpt listed under several categories of one row: drop it, or "
+        "keep it under the category whose column comes first; counted either way")
+
+
+class DataSpec(Section):
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists"] = "auto"
+    path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
+                                                "directory with train/devel/test files")
+    train: Path | None = None
+    validation: Path | None = None
+    test: Path | None = None
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    wide: WideSpec = Field(default_factory=WideSpec, description="format wide_lists: which columns "
+                           "are categories, and what an excerpt under several of them becomes")
+    text_column: str = "text"
+    text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
+    encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
+    delimiter: str | None = Field(None, description="csv/tsv cell separator; default ',' (csv), tab (tsv)")
+    missing_values: list[str] = Field(default_factory=list, description="cell contents that mean "
+                                      "'missing' ('??', '#NULL!', ''); template columns render them as "
+                                      "their `columns.<name>.missing` text")
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict, description="per-column cleaning "
+                                           "for the text template: number, values, unit, missing")
+    leak_columns: list[str] = Field(default_factory=list, description="columns that must never be "
+                                    "inputs (the answer, or facts known only later); checked to exist")
+    reference_column: str | None = Field(None, description="another rater's labels (e.g. the nurse's), "
+                                         "scored beside the model on the same split; never an input")
+    ordinal: bool = Field(False, description="data.labels are ordered from most to least severe; "
+                          "adds under/over rates (predicted less/more severe than gold)")
+    dedup: bool = True
+    max_length: int = Field(128, ge=8, le=8192, description="tokens; classification truncates longer "
+                            "texts, ner splits them into overlapping windows")
+    # ner only
+    conll_tag_index: int = Field(-1, description="CoNLL column holding the tag (0 = the token)")
+    tokens_column: str = Field("tokens", description="JSONL key of the token list (ner)")
+    tags_column: str = Field("tags", description="JSONL key of the tag list (ner)")
+    scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
+    repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
+    stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
+    # generation only
+    prompt_column: str = Field("prompt", description="generation, JSONL: key of the instruction")
+    response_column: str = Field("response", description="generation, JSONL: key of the answer to learn")
+    messages_column: str | None = Field(None, description="generation, JSONL: key of a chat list of "
+                                        "{role, content}; the last assistant message is the response, "
+                                        "the turns before it the prompt (instead of prompt/response)")
+    system_prompt: str | None = Field(None, description="generation: a system message before every "
+                                      "prompt, in training and generation (default: the chat "
+                                      "template's own)")
+
+    @field_validator("labels", "missing_values", mode="before")
+    @classmethod
+    def _as_texts(cls, value: Any) -> Any:
+        # `labels: [1, 2, 3]` in YAML gives ints; cells are text.
+        return [cell_text(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError(f"{value!r}: a delimiter is one character, e.g. ';' or '\\t'")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs_not_leaks(self) -> "DataSpec":
+        try:
+            inputs = [self.text_column] if self.text_template is None else template_fields(self.text_template)
+        except ValueError as e:  # unbalanced braces
+            raise field_error("data.text_template", f"not a valid template ({e}); write columns as "
+                                                     "{name} and a literal brace as {{ or }}") from None
+        for name in inputs:
+            if name in self.leak_columns or name in (self.label_column, self.reference_column):
+                raise field_error("data.text_template", f"uses column {name!r}, which is the label, "
+                                   "the reference or in data.leak_columns; the model must not see it")
+        if self.ordinal and self.labels is None:
+            raise field_error("data.ordinal", "needs data.labels, listed from the most to the least "
+                                               "severe (e.g. ['1', '2', '3', '4', '5'] for KTAS)")
+        return self
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        if (self.path is None) == (self.train is None):
+            raise ValueError("give either `path` (one file to split) or `train` (with optional "
+                             "`validation` and `test`), not both and not neither")
+        if self.path is not None and (self.validation or self.test):
+            raise ValueError("`validation`/`test` files go with `train`, not with `path`")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("`labels` lists a label twice")
+        if self.format == "wide_lists" and self.text_template is not None:
+            raise ValueError("`text_template` does not apply to format wide_lists: the text is each "
+                             "excerpt of a category column")
+        if self.wide != WideSpec() and self.format != "wide_lists":  # defaults are written back
+            raise ValueError("`wide` options apply to format: wide_lists only; set data.format")
+        return self
+
