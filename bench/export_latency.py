@@ -1,4 +1,5 @@
-"""Benchmark: serving the finance model exported to ONNX, on 2 CPU threads.
+"""Benchmark: how much faster, smaller and less accurate is the finance model served from ONNX
+(fp32 and int8) than from PyTorch, on 2 CPU threads?
 
 Exports the FPB 50Agree finance run (made by bench/finance_phrasebank.py) with `export_run`, int8 on,
 into bench/out/export_bundle, then on the same test split as that benchmark measures PyTorch fp32
@@ -27,11 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-from finance_phrasebank import FPB, OUT
+from runner import FINANCE_RECIPE, FPB, FPB_RUN, FPB_SPLIT, METRICS_FILE, OUT, read_metrics, save_results, write_split
 
-DEFAULT_RUN = OUT / "domainft_fpb50"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 TARGET_SPEEDUP = 4.0  # int8 vs PyTorch fp32, batch-1 median latency
 TARGET_ACC_DROP = 1.0  # points of test accuracy int8 may lose against PyTorch fp32
@@ -45,19 +43,16 @@ def read_test(path: Path) -> tuple[list[str], list[str]]:
 
 
 def test_split(test_csv: Path | None) -> Path:
-    """--test-csv, else the finance benchmark's split (written by its own write_split when absent)."""
+    """--test-csv, else the finance benchmark's split (written as that benchmark writes it when absent)."""
     if test_csv is not None:
         if not test_csv.is_file():
             sys.exit(f"--test-csv {test_csv}: no such file")
         return test_csv
-    path = OUT / "fpb50_split" / "test.csv"
+    path = FPB_SPLIT / "test.csv"
     if not path.is_file():
-        from finance_phrasebank import write_split
-
         from domainft.recipe import Recipe
 
-        recipe = Recipe.from_yaml(ROOT / "recipes" / "finance_sentiment.yaml", [f"data.path={FPB}"])
-        path = write_split(recipe) / "test.csv"
+        path = write_split(Recipe.from_yaml(FINANCE_RECIPE, [f"data.path={FPB}"])) / "test.csv"
     return path
 
 
@@ -142,9 +137,9 @@ def check(name: str, value: float, target: str, ok: bool) -> dict:
     return {"target": name, "measured": value, "goal": target, "pass": bool(ok)}
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN)
+    parser.add_argument("--run-dir", type=Path, default=FPB_RUN)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-latency", type=int, default=200, help="test sentences timed one by one")
     parser.add_argument("--warmup", type=int, default=10, help="untimed single-sentence calls first")
@@ -154,116 +149,118 @@ def main() -> None:
                         help="text,label CSV (default: bench/out/fpb50_split/test.csv, the finance benchmark's)")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="bundle and JSON go here")
     parser.add_argument("--skip-optimum", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def trained_model_dir(run_dir: Path) -> Path:
+    """The run's model directory; exit 2 with how to make it when there is none."""
     from domainft.errors import DomainftError
-    from domainft.model import model_dir_of
+    from domainft.rundir import model_dir_of
 
     try:
-        model_dir = model_dir_of(args.run_dir)
+        return model_dir_of(run_dir)
     except DomainftError:
-        print(f"{args.run_dir}: no trained run there. Make the finance model on FPB 50Agree first:\n"
+        print(f"{run_dir}: no trained run there. Make the finance model on FPB 50Agree first:\n"
               "    python bench/finance_phrasebank.py --skip-peer\n"
               "(writes bench/out/domainft_fpb50), or pass --run-dir RUN_DIR.", file=sys.stderr)
         sys.exit(2)
 
+
+def set_threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+
+
+def export_bundle(run_dir: Path, out_dir: Path, threads: int):
+    """The run exported with int8 on into OUT_DIR/export_bundle; export_run's result."""
+    from domainft.export import export_run
+    from domainft.rundir import RunDir
+
+    bundle = out_dir / "export_bundle"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = RunDir(run_dir).read_recipe("export").export.model_copy(update={"int8": True})
+    print(f"exporting {run_dir} -> {bundle} (int8 {spec.quantization}, {threads} threads)", flush=True)
+    return export_run(run_dir, spec=spec, out=bundle)
+
+
+def runtimes_of(trained, model_dir: Path, bundle: Path, result, threads: int) -> tuple[list, dict]:
+    """(name, predict(texts, batch_size) -> labels, file size in MB) for PyTorch fp32 and each ONNX model
+    in the bundle; and domainft.serving's predictors by precision."""
     from domainft import serving
-    from domainft.export import export_run, saved_recipe
-    from domainft.model import load
-
-    bundle = args.out_dir / "export_bundle"
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    spec = saved_recipe(model_dir.parent).export.model_copy(update={"int8": True})
-    print(f"exporting {model_dir.parent} -> {bundle} (int8 {spec.quantization}, {args.threads} threads)", flush=True)
-    result = export_run(model_dir.parent, spec=spec, out=bundle)
-
-    test_csv = test_split(args.test_csv)
-    texts, gold = read_test(test_csv)
-    trained = load(model_dir)
-    unknown = sorted(set(gold) - set(trained.labels))
-    if unknown:
-        sys.exit(f"{test_csv}: labels {unknown} are not the model's {trained.labels}")
-    lat_texts = texts[:args.n_latency]
-    bs = args.batch_size
-    max_length = trained.manifest["max_length"]
-    print(f"test set: {test_csv} ({len(texts)} sentences); batch-1 latency over {len(lat_texts)}, "
-          f"batch-{bs} throughput x{args.repeats}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
     runtimes = [("PyTorch fp32", lambda t, b: labels_of(trained.predict(t, batch_size=b)),
                  pytorch_weights_mb(trained, model_dir))]
-    predictors = {"fp32": serving.load(bundle, precision="fp32", threads=args.threads)}
+    predictors = {"fp32": serving.load(bundle, precision="fp32", threads=threads)}
     if result.int8:
-        predictors["int8"] = serving.load(bundle, precision="int8", threads=args.threads)
+        predictors["int8"] = serving.load(bundle, precision="int8", threads=threads)
     else:
         print(f"no int8 model: {result.manifest['parity']['int8']['reason']}", flush=True)
     for precision, p in predictors.items():
         runtimes.append((f"ONNX {precision} (domainft.serving)",
                          lambda t, b, p=p: labels_of(p.predict(t, batch_size=b)),
-                         mb((bundle / (serving.INT8_FILE if precision == "int8" else serving.FP32_FILE)).stat().st_size)))
+                         mb((bundle / onnx_file(precision)).stat().st_size)))
+    return runtimes, predictors
 
-    rows = []
-    for name, predict, size in runtimes:
-        latency = batch1_latency(lambda t, f=predict: f(t, 1), lat_texts, args.warmup)
-        throughput, predicted = batch32_throughput(lambda t, f=predict: f(t, bs), texts, args.repeats)
-        rows.append({"runtime": name, "file_mb": size, "batch1": latency, f"batch{bs}": throughput,
-                     "test": scores(gold, predicted)})
-        print(json.dumps(rows[-1]), flush=True)
+
+def onnx_file(precision: str) -> str:
+    from domainft import serving
+
+    return serving.INT8_FILE if precision == "int8" else serving.FP32_FILE
+
+
+def timed(predict, lat_texts: list[str], texts: list[str], gold: list[str], args) -> dict:
+    """Batch-1 latency, batch-N throughput and test scores of one predict(texts, batch_size)."""
+    bs = args.batch_size
+    latency = batch1_latency(lambda t: predict(t, 1), lat_texts, args.warmup)
+    throughput, predicted = batch32_throughput(lambda t: predict(t, bs), texts, args.repeats)
+    return {"batch1": latency, f"batch{bs}": throughput, "test": scores(gold, predicted)}
+
+
+def optimum_rows(predictors: dict, rows: list[dict], bundle: Path, max_length: int, lat_texts, texts, gold,
+                 args) -> list[dict]:
+    """Optimum's pipeline on each bundle model beside domainft.serving's predictor."""
+    bs, comparison = args.batch_size, []
+    for precision in predictors:
+        opt = optimum_pipeline(bundle, onnx_file(precision), args.threads, max_length)
+        theirs = timed(opt, lat_texts, texts, gold, args)
+        ours = next(r for r in rows if r["runtime"].startswith(f"ONNX {precision}"))
+        comparison.append({
+            "precision": precision, "optimum": theirs,
+            "domainft": {"batch1": ours["batch1"], f"batch{bs}": ours[f"batch{bs}"]},
+            "ratio_batch1": theirs["batch1"]["median_ms"] / ours["batch1"]["median_ms"],
+            f"ratio_batch{bs}": ours[f"batch{bs}"]["sent_per_s"] / theirs[f"batch{bs}"]["sent_per_s"],
+        })
+        print(json.dumps(comparison[-1]), flush=True)
+    return comparison
+
+
+def targets_of(rows: list[dict]) -> list[dict]:
+    """Issue 6's targets for int8 against PyTorch fp32 (the first row)."""
     base = rows[0]
-    for r in rows:
-        r["speedup_batch1"] = base["batch1"]["median_ms"] / r["batch1"]["median_ms"]
-
-    comparison = []
-    if not args.skip_optimum:
-        for precision, p in predictors.items():
-            file_name = serving.INT8_FILE if precision == "int8" else serving.FP32_FILE
-            opt = optimum_pipeline(bundle, file_name, args.threads, max_length)
-            latency = batch1_latency(lambda t, f=opt: f(t, 1), lat_texts, args.warmup)
-            throughput, predicted = batch32_throughput(lambda t, f=opt: f(t, bs), texts, args.repeats)
-            ours = next(r for r in rows if r["runtime"].startswith(f"ONNX {precision}"))
-            comparison.append({
-                "precision": precision, "optimum": {"batch1": latency, f"batch{bs}": throughput,
-                                                    "test": scores(gold, predicted)},
-                "domainft": {"batch1": ours["batch1"], f"batch{bs}": ours[f"batch{bs}"]},
-                "ratio_batch1": latency["median_ms"] / ours["batch1"]["median_ms"],
-                f"ratio_batch{bs}": ours[f"batch{bs}"]["sent_per_s"] / throughput["sent_per_s"],
-            })
-            print(json.dumps(comparison[-1]), flush=True)
-
     int8 = next((r for r in rows if r["runtime"].startswith("ONNX int8")), None)
-    if int8:
-        drop = 100 * (base["test"]["accuracy"] - int8["test"]["accuracy"])
-        size_ratio = int8["file_mb"] / base["file_mb"]
-        targets = [
-            check("int8 batch-1 speed-up vs PyTorch fp32", round(int8["speedup_batch1"], 2),
-                  f">= {TARGET_SPEEDUP:g}x", int8["speedup_batch1"] >= TARGET_SPEEDUP),
-            check("int8 test accuracy lost vs PyTorch fp32 (points)", round(drop, 2),
-                  f"<= {TARGET_ACC_DROP:g}", drop <= TARGET_ACC_DROP),
-            check("int8 size / PyTorch fp32 size", round(size_ratio, 3),
-                  f"<= {TARGET_SIZE_RATIO:g}", size_ratio <= TARGET_SIZE_RATIO),
-        ]
-    else:
-        targets = [check("int8 model exported", 0, "written", False)]
+    if not int8:
+        return [check("int8 model exported", 0, "written", False)]
+    drop = 100 * (base["test"]["accuracy"] - int8["test"]["accuracy"])
+    size_ratio = int8["file_mb"] / base["file_mb"]
+    return [
+        check("int8 batch-1 speed-up vs PyTorch fp32", round(int8["speedup_batch1"], 2),
+              f">= {TARGET_SPEEDUP:g}x", int8["speedup_batch1"] >= TARGET_SPEEDUP),
+        check("int8 test accuracy lost vs PyTorch fp32 (points)", round(drop, 2),
+              f"<= {TARGET_ACC_DROP:g}", drop <= TARGET_ACC_DROP),
+        check("int8 size / PyTorch fp32 size", round(size_ratio, 3),
+              f"<= {TARGET_SIZE_RATIO:g}", size_ratio <= TARGET_SIZE_RATIO),
+    ]
 
-    run_metrics = json.loads((model_dir.parent / "metrics.json").read_text()) \
-        if (model_dir.parent / "metrics.json").is_file() else {}
-    report = {"run_dir": str(model_dir.parent), "bundle": str(bundle), "test_csv": str(test_csv),
-              "test_sentences": len(texts), "threads": args.threads, "batch_size": bs,
-              "n_latency": len(lat_texts), "repeats": args.repeats, "load_average_1m": os.getloadavg()[0],
-              "run_test_metrics": {k: run_metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1")},
-              "export": {"files": result.manifest["files"], "parity": result.manifest["parity"],
-                         "versions": result.manifest["versions"]},
-              "rows": rows, "optimum": comparison, "targets": targets}
-    (args.out_dir / "export_latency.json").write_text(json.dumps(report, indent=2))
 
-    print(f"\n{args.threads} CPU threads; batch-1 over {len(lat_texts)} test sentences, batch-{bs} over "
-          f"{len(texts)}; tokenization included\n")
+def print_report(report: dict, args) -> None:
+    rows, comparison, bs = report["rows"], report["optimum"], report["batch_size"]
+    print(f"\n{report['threads']} CPU threads; batch-1 over {report['n_latency']} test sentences, batch-{bs} over "
+          f"{report['test_sentences']}; tokenization included\n")
     print(f"| runtime | file size (MB) | batch-1 latency median / p90 (ms) | batch-{bs} throughput (sent/s) "
           "| test accuracy | test macro-F1 | speed-up vs PyTorch (batch 1) |")
     print("|---|---|---|---|---|---|---|")
@@ -281,10 +278,51 @@ def main() -> None:
                   f"| {c['optimum']['batch1']['median_ms']:.2f} | {c['domainft'][f'batch{bs}']['sent_per_s']:.0f} "
                   f"| {c['optimum'][f'batch{bs}']['sent_per_s']:.0f} | {c['ratio_batch1']:.2f}x "
                   f"| {c[f'ratio_batch{bs}']:.2f}x |")
-    print("\ntargets (issue 6):")
-    for t in targets:
+    print("\ntargets:")
+    for t in report["targets"]:
         print(f"- {t['target']}: {t['measured']} (goal {t['goal']}): {'PASS' if t['pass'] else 'FAIL'}")
     print(f"\nwrote {args.out_dir / 'export_latency.json'}")
+
+
+def main() -> None:
+    args = parse_args()
+    model_dir = trained_model_dir(args.run_dir)
+    run_dir = model_dir.parent
+    set_threads(args.threads)
+    from domainft.model import load
+
+    result = export_bundle(run_dir, args.out_dir, args.threads)
+    bundle = args.out_dir / "export_bundle"
+    test_csv = test_split(args.test_csv)
+    texts, gold = read_test(test_csv)
+    trained = load(model_dir)
+    unknown = sorted(set(gold) - set(trained.labels))
+    if unknown:
+        sys.exit(f"{test_csv}: labels {unknown} are not the model's {trained.labels}")
+    lat_texts = texts[:args.n_latency]
+    print(f"test set: {test_csv} ({len(texts)} sentences); batch-1 latency over {len(lat_texts)}, "
+          f"batch-{args.batch_size} throughput x{args.repeats}; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+    runtimes, predictors = runtimes_of(trained, model_dir, bundle, result, args.threads)
+    rows = []
+    for name, predict, size in runtimes:
+        rows.append({"runtime": name, "file_mb": size, **timed(predict, lat_texts, texts, gold, args)})
+        print(json.dumps(rows[-1]), flush=True)
+    for r in rows:
+        r["speedup_batch1"] = rows[0]["batch1"]["median_ms"] / r["batch1"]["median_ms"]
+    comparison = [] if args.skip_optimum else optimum_rows(
+        predictors, rows, bundle, trained.manifest["max_length"], lat_texts, texts, gold, args)
+
+    run_metrics = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
+    report = {"run_dir": str(run_dir), "bundle": str(bundle), "test_csv": str(test_csv),
+              "test_sentences": len(texts), "threads": args.threads, "batch_size": args.batch_size,
+              "n_latency": len(lat_texts), "repeats": args.repeats, "load_average_1m": os.getloadavg()[0],
+              "run_test_metrics": {k: run_metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1")},
+              "export": {"files": result.manifest["files"], "parity": result.manifest["parity"],
+                         "versions": result.manifest["versions"]},
+              "rows": rows, "optimum": comparison, "targets": targets_of(rows)}
+    save_results(args.out_dir / "export_latency.json", report, indent=2)
+    print_report(report, args)
 
 
 if __name__ == "__main__":

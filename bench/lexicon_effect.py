@@ -14,22 +14,22 @@ training them twice; `--arms on` runs only the lexicon side.
     python bench/lexicon_effect.py [--recipes finance_sentiment medical_ner ...] [--seeds 13 14 15]
                                    [--arms on off] [--baseline-from bench/out/recipes.json] [--out F]
     python bench/lexicon_effect.py --table        # print the table from the saved runs, run nothing
+    python bench/lexicon_effect.py --table --readme   # ... and write it into bench/README.md
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from recipes import METRICS, REAL_DATA, ROOT
+from runner import METRICS, OUT, REAL_DATA, load_results, run_recipe, save_results, write_readme_section
 
-OUT = ROOT / "bench" / "out"
-# recipe -> its domain's lexicon; the real data and the main test metric are bench/recipes.py's.
+# recipe -> its domain's lexicon; the real data and the main test metric are runner.py's.
 LEXICONS = {"finance_sentiment": "lexicons/finance.txt", "medical_triage": "lexicons/medical.txt",
             "legal_clause_review": "lexicons/legal.txt", "medical_ner": "lexicons/medical.txt"}
+README_SECTION = "lexicon_effect.py"
 
 
 def metric_of(recipe: str) -> str:
@@ -39,13 +39,10 @@ def metric_of(recipe: str) -> str:
 def run_one(recipe: str, lexicon: str | None, seed: int, work: Path) -> dict:
     metric = metric_of(recipe)
     run_dir = work / f"lexicon_{recipe}_{'on' if lexicon else 'off'}_{seed}"
-    sets = [*REAL_DATA[recipe], "base=minilm", f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"]
+    overrides = [*REAL_DATA[recipe], "base=minilm", f"train.seed={seed}"]
     if lexicon:
-        sets.append(f"lexicon=[{lexicon}]")
-    cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"), "--quiet",
-           *[a for s in sets for a in ("--set", s)]]
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    m = json.loads((run_dir / "metrics.json").read_text())
+        overrides.append(f"lexicon=[{lexicon}]")
+    m = run_recipe(recipe, overrides, run_dir)
     lex = m.get("lexicon", {})
     return {"recipe": recipe, "lexicon": lexicon, "seed": seed, "test": m["test"][metric], "metric": metric,
             "train_wall_s": m["train"]["wall_time_s"], "epochs": m["train"]["epochs_run"],
@@ -73,24 +70,23 @@ def key(row: dict) -> tuple:
     return row["recipe"], row["lexicon"], row["seed"]
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipes", nargs="+", default=list(LEXICONS), choices=list(LEXICONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     parser.add_argument("--arms", nargs="+", choices=["off", "on"], default=["off", "on"])
     parser.add_argument("--baseline-from", type=Path, help="bench/recipes.py's JSON: its runs are the 'off' arm")
     parser.add_argument("--out", type=Path, default=OUT / "lexicon_effect.json")
-    parser.add_argument("--table", action="store_true", help="print the table from --out (and --baseline-from) and exit")
-    args = parser.parse_args()
-    rows = json.loads(args.out.read_text()) if args.out.is_file() else []
-    if args.baseline_from:
-        done = {key(r) for r in rows}
-        rows += [r for r in baseline_rows(args.baseline_from, args.recipes, args.seeds) if key(r) not in done]
-    if args.table:
-        print_table(rows)
-        return
+    parser.add_argument("--table", action="store_true",
+                        help="print the table from --out (and --baseline-from) and exit")
+    parser.add_argument("--readme", action="store_true", help=f"also write the table into bench/README.md "
+                                                               f"(its bench/{README_SECTION} block)")
+    return parser.parse_args(argv)
+
+
+def run_missing(rows: list[dict], args) -> None:
+    """Every (recipe, seed, arm) not in `rows` yet, one after the other; `rows` saved after each."""
     work = args.out.with_suffix("")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for recipe in args.recipes:
         for seed in args.seeds:
             for lexicon in [{"off": None, "on": LEXICONS[recipe]}[arm] for arm in args.arms]:
@@ -98,36 +94,55 @@ def main() -> None:
                     continue
                 rows.append(run_one(recipe, lexicon, seed, work))
                 print(json.dumps(rows[-1]), flush=True)
-                args.out.write_text(json.dumps(rows, indent=2))
-    args.out.write_text(json.dumps(rows, indent=2))
-    print_table(rows)
+                save_results(args.out, rows, indent=2)
+    save_results(args.out, rows, indent=2)
 
 
-def print_table(rows: list[dict]) -> None:
-    print("\n| recipe | lexicon | terms added | test score (mean ± sd, n) | Δ vs none | Δ per seed "
-          "| tokens/word before → after | train time (s, mean) | Δ time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def main() -> None:
+    args = parse_args()
+    rows = load_results(args.out, [])
+    if args.baseline_from:
+        done = {key(r) for r in rows}
+        rows += [r for r in baseline_rows(args.baseline_from, args.recipes, args.seeds) if key(r) not in done]
+    if not args.table:
+        run_missing(rows, args)
+    print("\n" + table(rows))
+    if args.readme:
+        write_readme_section(README_SECTION, table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| recipe | lexicon | terms added | test score (mean ± sd, n) | Δ vs none | Δ per seed "
+             "| tokens/word before → after | train time (s, mean) | Δ time |", "|---|---|---|---|---|---|---|---|---|"]
     for recipe in dict.fromkeys(r["recipe"] for r in rows):
-        groups = {}
-        for r in sorted(rows, key=lambda r: r["seed"]):
-            if r["recipe"] == recipe:
-                groups.setdefault(r["lexicon"], []).append(r)
-        base = groups.get(None)
-        for lexicon, rs in sorted(groups.items(), key=lambda kv: kv[0] is not None):  # none first
-            scores = [r["test"] for r in rs]
-            mean = statistics.mean(scores)
-            sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
-            time_mean = statistics.mean(r["train_wall_s"] for r in rs)
-            delta = f"{100 * (mean - statistics.mean(r['test'] for r in base)):+.2f}" if base and lexicon else "–"
-            dtime = (f"{100 * (time_mean / statistics.mean(r['train_wall_s'] for r in base) - 1):+.0f}%"
-                     if base and lexicon else "–")
-            off = {r["seed"]: r["test"] for r in base or []}
-            per_seed = (" / ".join(f"{100 * (r['test'] - off[r['seed']]):+.2f}" for r in rs if r["seed"] in off)
-                        if base and lexicon else "–")
-            tpw = rs[0]["tokens_per_word"]
-            tpw_s = f"{tpw['before']:.3f} → {tpw['after']:.3f}" if tpw else "–"
-            print(f"| {recipe} | {lexicon or 'none'} | {rs[0]['terms_added']} | {100 * mean:.2f} ± {100 * sd:.2f} "
-                  f"({rs[0]['metric']}, {len(rs)}) | {delta} | {per_seed} | {tpw_s} | {time_mean:.0f} | {dtime} |")
+        lines += recipe_lines([r for r in sorted(rows, key=lambda r: r["seed"]) if r["recipe"] == recipe])
+    return "\n".join(lines)
+
+
+def recipe_lines(rows: list[dict]) -> list[str]:
+    """One recipe's rows (sorted by seed): one line per lexicon, none first, compared with none."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["lexicon"], []).append(r)
+    base = groups.get(None)
+    lines = []
+    for lexicon, rs in sorted(groups.items(), key=lambda kv: kv[0] is not None):  # none first
+        scores = [r["test"] for r in rs]
+        mean = statistics.mean(scores)
+        sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        time_mean = statistics.mean(r["train_wall_s"] for r in rs)
+        delta = f"{100 * (mean - statistics.mean(r['test'] for r in base)):+.2f}" if base and lexicon else "–"
+        dtime = (f"{100 * (time_mean / statistics.mean(r['train_wall_s'] for r in base) - 1):+.0f}%"
+                 if base and lexicon else "–")
+        off = {r["seed"]: r["test"] for r in base or []}
+        per_seed = (" / ".join(f"{100 * (r['test'] - off[r['seed']]):+.2f}" for r in rs if r["seed"] in off)
+                    if base and lexicon else "–")
+        tpw = rs[0]["tokens_per_word"]
+        tpw_s = f"{tpw['before']:.3f} → {tpw['after']:.3f}" if tpw else "–"
+        lines.append(f"| {rs[0]['recipe']} | {lexicon or 'none'} | {rs[0]['terms_added']} | {100 * mean:.2f} ± "
+                     f"{100 * sd:.2f} ({rs[0]['metric']}, {len(rs)}) | {delta} | {per_seed} | {tpw_s} "
+                     f"| {time_mean:.0f} | {dtime} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The NER peer: a plain Hugging Face token-classification script in the style of transformers'
-examples/pytorch/token-classification/run_ner.py (its defaults: lr 5e-5, 3 epochs, batch 8,
-first-subword labels, truncation at 128 tokens, seqeval scores).
+"""The NER peer: what does a plain Hugging Face token-classification script score on the same corpus?
+In the style of transformers' examples/pytorch/token-classification/run_ner.py (its defaults: lr 5e-5,
+3 epochs, batch 8, first-subword labels, truncation at 128 tokens, seqeval scores).
 
 Reads a CoNLL corpus directory (train/devel/test.tsv, token<TAB>tag) and prints one JSON line with
 test entity F1 both as run_ner computes it (seqeval default mode) and in strict IOB2 mode (what
@@ -16,8 +16,14 @@ import numpy as np
 from datasets import Dataset
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
-from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                          Trainer, TrainingArguments, set_seed)
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("corpus")

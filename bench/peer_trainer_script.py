@@ -1,4 +1,5 @@
-"""The peer: a plain Hugging Face Trainer script of the kind users write from the tutorials.
+"""The peer: what does a plain Hugging Face Trainer script, of the kind users write from the tutorials,
+score on the same split as domainft? (Run by bench/recipes.py and bench/finance_phrasebank.py.)
 
 Pads every text to max_length 64, 3 epochs at lr 2e-5, batch 16, evaluation each epoch, best
 checkpoint restored. Reads train/validation/test CSVs (text,label) and prints one JSON line;
@@ -14,8 +15,7 @@ import time
 
 from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
-                          TrainingArguments, set_seed)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
 parser = argparse.ArgumentParser()
 parser.add_argument("split_dir")

@@ -1,4 +1,5 @@
-"""Benchmark: memory and step time of qlora vs lora vs full fine-tuning of one decoder.
+"""Benchmark: does qlora fine-tune one decoder in half lora's memory at about lora's eval loss?
+Memory and step time of qlora vs lora vs full fine-tuning.
 
 SmolLM2-135M-Instruct (packaged base `smollm2`), the clause-explainer recipe and data
 (recipes/clause_explainer.yaml, data/clause_explainer.jsonl), only `tuning.method` (and, in one
@@ -13,7 +14,7 @@ same pairs for the same number of steps, through `domainft.run` (the recipe path
 - eval loss: response-token cross-entropy on the held-out pairs before the first step and after
   training (domainft evaluates the untrained model first for task: generation).
 
-Target (issue 8): qlora peak memory at most half of lora's, eval loss after training at most 5% worse.
+Target: qlora peak memory at most half of lora's, eval loss after training at most 5% worse.
 
 On a CPU the RSS peak also holds heap that glibc keeps after tensors are freed (its mmap threshold
 rises after the first large frees, and bitsandbytes' per-matmul dequantization buffers then
@@ -22,6 +23,7 @@ peak follows live tensors. In a one-step probe (batch 8 x 110 tokens) qlora with
 the RSS by 0.40 GB with it and by 1.83 GB without; lora without checkpointing by 1.78 GB with it.
 
     python bench/qlora_memory.py [--train 96] [--validation 32] [--configs qlora lora ...] [--set F=V ...]
+                                 [--readme]
 
 Prints a Markdown table; writes bench/out/qlora_memory.json.
 """
@@ -34,15 +36,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-RECIPE = ROOT / "recipes" / "clause_explainer.yaml"
+from runner import OUT, ROOT, RunFailed, child_env, recipe_file, run_script_json, save_results, write_readme_section
+
+RECIPE = recipe_file("clause_explainer")
 DATA = ROOT / "data" / "clause_explainer.jsonl"
+README_SECTION = "qlora_memory.py"
 # name: (tuning.method, gradient checkpointing, learning rate)
 CONFIGS = {
     "qlora": ("qlora", True, 1e-3),
@@ -149,6 +150,11 @@ def subset(train: int, validation: int) -> tuple[Path, Path]:
     return paths
 
 
+def rss_growth(row: dict) -> float:
+    """MB the RSS rose above its level at training start."""
+    return row["peak_rss_train_mb"] - row["rss_train_start_mb"]
+
+
 def table(rows: list[dict]) -> str:
     cuda = any(r["peak_cuda_mb"] is not None for r in rows)
     peak = (lambda r: r["peak_cuda_mb"]) if cuda else (lambda r: r["peak_rss_train_mb"])
@@ -168,14 +174,13 @@ def table(rows: list[dict]) -> str:
         worse = q["eval_loss_after"] / lo["eval_loss_after"] - 1
         lines.append("")
         lines.append(f"qlora / lora peak memory: {ratio:.2f} (target <= 0.50: {'met' if ratio <= 0.5 else 'NOT met'})"
-                     + ("" if cuda else f"; above the RSS at training start: "
-                        f"{(q['peak_rss_train_mb'] - q['rss_train_start_mb']) / (lo['peak_rss_train_mb'] - lo['rss_train_start_mb']):.2f}"))
+                     + ("" if cuda else f"; above the RSS at training start: {rss_growth(q) / rss_growth(lo):.2f}"))
         lines.append(f"qlora eval loss after vs lora: {100 * worse:+.1f}% (target <= +5%: "
                      f"{'met' if worse <= 0.05 else 'NOT met'})")
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--train", type=int, default=96, help="training pairs (steps = train / batch size)")
@@ -185,31 +190,42 @@ def main() -> None:
                         help="CPU: run each configuration with MALLOC_MMAP_THRESHOLD_=65536, so glibc maps "
                              "every tensor over 64 KB on its own and returns it when freed; the RSS peak then "
                              "tracks live tensors instead of the heap's fragmentation")
+    parser.add_argument("--readme", action="store_true", help=f"also write the table into bench/README.md "
+                                                               f"(its bench/{README_SECTION} block)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run_child(name: str, args) -> dict:
+    """One configuration in its own process (a clean memory peak): this script with --child."""
+    child_args = ["--child", name, "--train", args.train, "--validation", args.validation,
+                  *[f"--set={o}" for o in args.overrides]]
+    env = child_env(**({"MALLOC_MMAP_THRESHOLD_": "65536"} if args.fixed_mmap_threshold else {}))
+    try:
+        return run_script_json(Path(__file__).resolve(), child_args, env)[0]
+    except RunFailed as e:
+        raise SystemExit(f"{name}: {e}") from None
+
+
+def main() -> None:
+    args = parse_args()
     train_file, validation_file = subset(args.train, args.validation)
-    runs = OUT / "qlora_memory"
     if args.child:
-        print(json.dumps(child(args.child, train_file, validation_file, args.overrides, runs)))
+        print(json.dumps(child(args.child, train_file, validation_file, args.overrides, OUT / "qlora_memory")))
         return
     rows = []
-    for name in args.configs:  # one process each: a clean memory peak
-        cmd = [sys.executable, __file__, "--child", name, "--train", str(args.train),
-               "--validation", str(args.validation), *[f"--set={o}" for o in args.overrides]]
-        env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": "65536"} if args.fixed_mmap_threshold else {})}
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if done.returncode != 0:
-            sys.stderr.write(done.stderr[-3000:])
-            raise SystemExit(f"{name}: failed (exit {done.returncode})")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for name in args.configs:
+        rows.append(run_child(name, args))
         print(json.dumps(rows[-1]), flush=True)
-        (OUT / "qlora_memory.json").write_text(json.dumps(rows, indent=2))
+        save_results(OUT / "qlora_memory.json", rows, indent=2)
     r = rows[0]
     malloc = "; MALLOC_MMAP_THRESHOLD_=65536" if args.fixed_mmap_threshold else ""
-    print(f"\nSmolLM2-135M-Instruct, {args.train} training pairs ({r['steps']} steps of batch {r['batch_size']}), "
-          f"{args.validation} held-out pairs; {r['device']}, {r['threads']} torch threads, {platform.machine()}"
-          f"{malloc}\n")
-    print(table(rows))
+    text = (f"SmolLM2-135M-Instruct, {args.train} training pairs ({r['steps']} steps of batch {r['batch_size']}), "
+            f"{args.validation} held-out pairs; {r['device']}, {r['threads']} torch threads, {platform.machine()}"
+            f"{malloc}\n\n{table(rows)}")
+    print("\n" + text)
+    if args.readme:
+        write_readme_section(README_SECTION, text)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""Benchmark: every domain recipe on its real data over several seeds, beside a plain Hugging Face
-Trainer script on the same split and the public anchors (issue 7).
+"""Benchmark: does each domain recipe, on its real data over several seeds, meet its targets and
+score at least as well as a plain Hugging Face Trainer script on the same split (public anchors beside)?
 
 For each recipe and seed (`--set train.seed=S`; the data split keeps the recipe's own `data.split`
 seed, so all seeds share one split) `domainft run` runs in its own process with the real-data
 override the recipe's comment gives. Then the peer, on the same split, base and seed:
 classification recipes, bench/peer_trainer_script.py on the split as domainft's own loader makes
 it (texts rendered by the recipe's template, deduplicated, split; written to CSV by
-finance_phrasebank.write_split), its test predictions scored here (triage: under/over-triage too);
+runner.write_split), its test predictions scored here (triage: under/over-triage too);
 NER, bench/peer_ner_script.py on the corpus's official train/devel/test files. One run after the
 other. Every finished run is saved to bench/results/recipes.json (committed) at once (a partial
 benchmark is kept; `--resume` skips the runs already there). At the end: a Markdown table (test
@@ -17,7 +17,7 @@ also written to bench/results/recipes.md (run directories under bench/out/recipe
                             [--seeds 13 14 15] [--set FIELD=VALUE ...] [--skip-peer] [--offline] [--resume]
     python bench/recipes.py --smoke        # sample data in data/, 1 epoch, seeds 13 14, offline: minutes
     python bench/recipes.py --from-json bench/results/recipes.json [more.json ...] [--readme]
-                                           # re-print the table (and write it into README.md), run nothing
+                                           # re-print the table (and write it into bench/README.md), run nothing
 
 The issue's targets are for the packaged MiniLM: where a recipe lists a Hub base first, online runs
 use that one unless `--offline` or `--set base=minilm`. The base each run used is in the table.
@@ -35,47 +35,48 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from domainft import atomic
-from finance_phrasebank import OUT, RESULTS, ROOT, write_split
-from ner_corpora import ANCHORS as NER_ANCHORS
-from ner_corpora import DATASETS
+from runner import (
+    METRICS,
+    NER_ANCHORS,
+    NURSES_PUBLISHED,
+    OUT,
+    PEER_NER,
+    PEER_TRAINER,
+    REAL_DATA,
+    RECIPES,
+    RESULTS,
+    ROOT,
+    TRIAGE_ACCURACY_MARGIN,
+    RunFailed,
+    child_env,
+    read_csv_column,
+    read_manifest,
+    readme_markers,
+    recipe_file,
+    run_recipe,
+    run_script_json,
+    save_results,
+    write_readme_section,
+    write_split,
+)
 
-README_BEGIN, README_END = "<!-- bench/recipes.py table: begin -->", "<!-- bench/recipes.py table: end -->"
-RECIPES = ["finance_sentiment", "medical_triage", "legal_clause_review", "medical_ner"]
-# The real data, as each recipe's header comment says to point it there.
-REAL_DATA = {
-    "finance_sentiment": [f"data.path={DATASETS / 'financial_phrasebank' / 'Sentences_50Agree.txt'}"],
-    "medical_triage": [f"data.path={DATASETS / 'ktas_triage' / 'data.csv'}"],
-    "legal_clause_review": [f"data.path={DATASETS / 'cuad' / 'master_clauses.csv.gz'}"],
-    "medical_ner": [f"data.path={DATASETS / 'ncbi_disease'}"],  # official train/devel/test.tsv
-}
-# Test metrics shown per recipe (metrics.json keys); the first is the score compared with the peer.
-METRICS = {
-    "finance_sentiment": ("macro_f1", "accuracy"),
-    "medical_triage": ("macro_f1", "accuracy", "under_triage", "over_triage"),
-    "legal_clause_review": ("micro_f1", "macro_f1", "accuracy"),
-    "medical_ner": ("f1", "precision", "recall"),
-}
+# bench/README.md's block for the table and the targets: <!-- bench/recipes.py table: begin --> ... end -->
+README_SECTION = "recipes.py table"
+# RECIPES, their REAL_DATA and test METRICS (the first is the score compared with the peer) are runner.py's.
 METRIC_NAMES = {"macro_f1": "macro-F1", "micro_f1": "micro-F1", "accuracy": "accuracy", "f1": "entity F1",
                 "under_triage": "under-triage", "over_triage": "over-triage"}
 
-# Anchors, as issue 7 gives them.
+# Anchors: published results on the same data, for scale.
 # FinBERT (BERT-base further pre-trained on financial news; Araci 2019, arXiv:1908.10063) on
 # Financial PhraseBank: accuracy 0.86, F1 0.84.
 FINBERT = {"accuracy": 0.86, "f1": 0.84}
-# KTAS triage nurses (KTAS_RN) against the expert panel on the whole file, as published (Moon et al.
-# 2019, PLOS ONE 14(9): e0216972). The table scores them on the same test split from metrics.json.
-NURSES_PUBLISHED = {"accuracy": 0.853, "under_triage": 0.103}
-TRIAGE_ACCURACY_MARGIN = 0.10  # target: accuracy within 10 points of the nurses'
+# KTAS triage nurses: NURSES_PUBLISHED (runner.py) on the whole file; the table also scores them on the
+# same test split, from metrics.json. Target: accuracy within TRIAGE_ACCURACY_MARGIN of theirs.
 # Clause typing with 110M bases on LEDGAR (LexGLUE; 100 provision types): micro-F1 87.7-88.1.
 # A different dataset and label set from CUAD: context, not a like-for-like score.
 LEDGAR_MICRO_F1 = (0.877, 0.881)
 # NCBI-disease entity F1, BERT-base / BioBERT (110M), shared with bench/ner_corpora.py.
 NCBI_F1 = NER_ANCHORS["ncbi_disease"]["Disease"]
-
-
-class RunFailed(RuntimeError):
-    pass
 
 
 # ----- running -------------------------------------------------------------------------------
@@ -102,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="print the table from these JSONs (runs of several --out files, e.g. two streams) "
                         "and exit")
     p.add_argument("--readme", action="store_true",
-                   help=f"also write the table and targets into README.md between the {README_BEGIN} "
-                        "and end markers")
+                   help=f"also write the table and targets into bench/README.md between the "
+                        f"{readme_markers(README_SECTION)[0]} and end markers")
     args = p.parse_args(argv)
     args.seeds = args.seeds or ([13, 14] if args.smoke else [13, 14, 15])
     if args.smoke and args.peer_epochs is None:
@@ -119,30 +120,19 @@ def recipe_overrides(name: str, args) -> list[str]:
     return [*data, *args.overrides]
 
 
-def sets(overrides: list[str]) -> list[str]:
-    return [a for o in overrides for a in ("--set", o)]
-
-
 def run_env(args) -> dict:
-    env = dict(os.environ)
-    if args.offline or args.smoke:
-        env["HF_HUB_OFFLINE"] = "1"
-    return env
+    return child_env(offline=args.offline or args.smoke)
 
 
 def run_domainft(name: str, seed: int, overrides: list[str], args) -> dict:
     run_dir = args.work / f"{name}_s{seed}"
-    cmd = [sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{name}.yaml"), "--quiet",
-           *sets([*overrides, f"train.seed={seed}", f"output.dir={run_dir}", "output.overwrite=true"])]
     start = time.perf_counter()
-    if subprocess.run(cmd, check=False, cwd=ROOT, env=run_env(args)).returncode:
-        raise RunFailed(f"domainft run {name} seed {seed} failed (its error is printed above)")
-    return domainft_row(name, seed, run_dir, time.perf_counter() - start)
+    m = run_recipe(name, [*overrides, f"train.seed={seed}"], run_dir, env=run_env(args))
+    return domainft_row(name, seed, run_dir, m, time.perf_counter() - start)
 
 
-def domainft_row(name: str, seed: int, run_dir: Path, process_wall: float) -> dict:
-    m = json.loads((run_dir / "metrics.json").read_text())
-    base = json.loads((run_dir / "model" / "domainft.json").read_text())["base"]
+def domainft_row(name: str, seed: int, run_dir: Path, m: dict, process_wall: float) -> dict:
+    base = read_manifest(run_dir)["base"]
     test, train = m["test"], m["train"]
     label = f"domainft recipe ({m['run']['method']}, lr {train['lr']:g})"
     if test.get("decision", {}).get("escalate_threshold") is not None:
@@ -163,16 +153,6 @@ def domainft_row(name: str, seed: int, run_dir: Path, process_wall: float) -> di
     return row
 
 
-def run_json(cmd: list[str], env: dict) -> tuple[dict, float]:
-    """Run a peer script; its last stdout line is a JSON object."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env=env)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise RunFailed(f"{Path(cmd[1]).name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
-
-
 def peer_row(name: str, seed: int, out: dict, wall: float, base: dict) -> dict:
     return {"recipe": name, "tool": "peer", "label": out["tool"], "seed": seed,
             "train_wall_s": out["train_wall_s"], "process_wall_s": round(wall, 1),
@@ -183,10 +163,10 @@ def peer_row(name: str, seed: int, out: dict, wall: float, base: dict) -> dict:
 def run_peer_classification(name: str, seed: int, split: dict, base: dict, args) -> dict:
     split_dir = split["path"]
     checkpoints, predictions = fresh_dir(args.work / "peer_checkpoints"), split_dir / f"peer_pred_s{seed}.json"
-    cmd = [sys.executable, str(ROOT / "bench" / "peer_trainer_script.py"), str(split_dir), base["base_path"],
-           str(checkpoints), "--seed", str(seed), "--predictions", str(predictions), *peer_epochs(args),
-           *(["--max-length", str(args.peer_max_length)] if args.peer_max_length else [])]
-    out, wall = run_json(cmd, run_env(args))
+    out, wall = run_script_json(
+        PEER_TRAINER,
+        [split_dir, base["base_path"], checkpoints, "--seed", seed, "--predictions", predictions, *peer_epochs(args),
+         *(["--max-length", args.peer_max_length] if args.peer_max_length else [])], run_env(args))
     row = peer_row(name, seed, out, wall, base)
     gold = read_labels(split_dir / "test.csv")
     labels = json.loads((split_dir / "labels.json").read_text())
@@ -196,9 +176,10 @@ def run_peer_classification(name: str, seed: int, split: dict, base: dict, args)
 
 
 def run_peer_ner(name: str, seed: int, split: dict, base: dict, args) -> dict:
-    cmd = [sys.executable, str(ROOT / "bench" / "peer_ner_script.py"), str(split["path"]), base["base_path"],
-           str(fresh_dir(args.work / "peer_ner_checkpoints")), "--seed", str(seed), *peer_epochs(args)]
-    out, wall = run_json(cmd, run_env(args))
+    out, wall = run_script_json(
+        PEER_NER,
+        [split["path"], base["base_path"], fresh_dir(args.work / "peer_ner_checkpoints"), "--seed", seed,
+         *peer_epochs(args)], run_env(args))
     row = peer_row(name, seed, out, wall, base)
     row["test"] = {"f1": out["test_f1"], "precision": out["test_precision"], "recall": out["test_recall"]}
     return row
@@ -214,10 +195,7 @@ def fresh_dir(path: Path) -> Path:
 
 
 def read_labels(path: Path) -> list[str]:
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as f:
-        return [r["label"] for r in csv.DictReader(f)]
+    return read_csv_column(path, "label")
 
 
 def score_predictions(gold: list[str], pred: list[str], labels: list[str], ordinal: bool) -> dict:
@@ -243,7 +221,7 @@ def peer_split(name: str, overrides: list[str], args) -> dict:
     (classification), or the corpus directory with its official files (ner); ordinal labels?"""
     from domainft.recipe import Recipe
 
-    recipe = Recipe.from_yaml(ROOT / "recipes" / f"{name}.yaml", overrides)
+    recipe = Recipe.from_yaml(recipe_file(name), overrides)
     if recipe.task == "classification":
         return {"path": write_split(recipe, args.work / f"{name}_split"), "ordinal": recipe.data.ordinal}
     corpus = Path(str(recipe.data.path)).resolve()
@@ -263,15 +241,14 @@ def check_same_split(domainft: dict | None, peer: dict) -> None:
 def save(rows: list[dict], args, started: str) -> None:
     meta = {"argv": sys.argv[1:], "started": started, "smoke": args.smoke, "cpus": os.cpu_count(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "overrides": args.overrides}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(args.out, json.dumps({"meta": meta, "runs": rows}, indent=1))
+    save_results(args.out, {"meta": meta, "runs": rows}, indent=1)
 
 
 def find(rows: list[dict], recipe: str, tool: str, seed: int) -> dict | None:
     return next((r for r in rows if (r["recipe"], r["tool"], r["seed"]) == (recipe, tool, seed)), None)
 
 
-def run_recipe(name: str, rows: list[dict], args, started: str) -> list[str]:
+def run_seeds(name: str, rows: list[dict], args, started: str) -> list[str]:
     """All seeds of one recipe, domainft then peer per seed; the failures, as messages."""
     overrides, failures = recipe_overrides(name, args), []
     split = None
@@ -485,7 +462,7 @@ def per_category_lines(rows: list[dict]) -> list[str]:
 
 def summary_lines(rows: list[dict]) -> list[str]:
     """The results table and the targets: what the README shows."""
-    return [*results_table(rows), "", "Targets (issue 7; means over seeds):", *target_lines(rows)]
+    return [*results_table(rows), "", "Targets (means over seeds):", *target_lines(rows)]
 
 
 def report(rows: list[dict], meta: dict | None = None) -> str:
@@ -495,8 +472,9 @@ def report(rows: list[dict], meta: dict | None = None) -> str:
         parts += ["", "Legal clause review, test F1 per category:", "", *legal]
     if meta:
         smoke = "smoke: sample data, 1 epoch; " if meta.get("smoke") else ""
+        overrides = " ".join(meta.get("overrides") or []) or "none"
         parts += ["", (f"({smoke}started {meta.get('started')}, {meta.get('cpus')} CPUs, "
-                       f"OMP_NUM_THREADS={meta.get('omp_num_threads')}, --set {' '.join(meta.get('overrides') or []) or 'none'})")]
+                       f"OMP_NUM_THREADS={meta.get('omp_num_threads')}, --set {overrides})")]
     return "\n".join(parts)
 
 
@@ -520,15 +498,8 @@ def merge_saved(paths: list[Path]) -> tuple[list[dict], list[dict]]:
 
 
 def write_readme(rows: list[dict]) -> None:
-    """Replace the README's block between the markers with the table and the targets."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, found, rest = text.partition(README_BEGIN)
-    _, found_end, tail = rest.partition(README_END)
-    if not (found and found_end):
-        sys.exit(f"README.md lacks the {README_BEGIN} / {README_END} markers")
-    block = "\n".join(summary_lines(rows))
-    atomic.write_text(readme, f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
+    """bench/README.md's block between the markers: the table and the targets."""
+    write_readme_section(README_SECTION, "\n".join(summary_lines(rows)))
 
 
 def main() -> None:
@@ -548,7 +519,7 @@ def main() -> None:
     rows = json.loads(args.out.read_text())["runs"] if args.resume and args.out.is_file() else []
     failures = []
     for name in args.recipes:
-        failures += run_recipe(name, rows, args, started)
+        failures += run_seeds(name, rows, args, started)
     save(rows, args, started)
     text = report(rows, json.loads(args.out.read_text())["meta"])
     args.out.with_suffix(".md").write_text(text + "\n")

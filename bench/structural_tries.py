@@ -1,5 +1,5 @@
-"""Finance recipe, validation only: two changes to the model or optimizer that are not recipe
-options, tried as patches on top of the toolkit to see whether they would be worth making options.
+"""Finance recipe, validation only: would two changes to the model or optimizer that are not recipe
+options be worth making options? Each is tried as a patch on top of the toolkit.
 
 - `mean_pooling`: the classifier reads the attention-masked mean of the last hidden states instead
   of BERT's [CLS] pooler (all-MiniLM-L6-v2 was trained as a sentence encoder with mean pooling).
@@ -19,10 +19,10 @@ import argparse
 import json
 import re
 
-from finance_phrasebank import FPB, OUT, RESULTS, ROOT
-
-from domainft import atomic, pipeline
+from domainft import pipeline
 from domainft.recipe import Recipe, parse_overrides
+
+from runner import FINANCE_RECIPE, FPB, OUT, RESULTS, load_results, save_results
 
 
 def mean_pooling() -> None:
@@ -69,6 +69,15 @@ def llrd(decay: float) -> None:
     Trainer.create_optimizer = create_optimizer
 
 
+def apply_change(change: str, decay: float) -> str:
+    """Patch the toolkit in this process; the change's tag for the run directory."""
+    if change == "mean_pooling":
+        mean_pooling()
+        return change
+    llrd(decay)
+    return f"llrd{decay}"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("change", choices=["mean_pooling", "llrd"])
@@ -78,13 +87,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=str(FPB), help="default Financial PhraseBank 50Agree in ../shared")
     args = p.parse_args(argv)
 
-    if args.change == "mean_pooling":
-        mean_pooling()
-        tag = args.change
-    else:
-        llrd(args.decay)
-        tag = f"llrd{args.decay}"
-    recipe = Recipe.from_yaml(ROOT / "recipes" / "finance_sentiment.yaml").override({
+    tag = apply_change(args.change, args.decay)
+    recipe = Recipe.from_yaml(FINANCE_RECIPE).override({
         "data.path": args.data, "base": "minilm", "train.seed": args.seed, "export.enabled": False,
         "output.dir": str(OUT / "structural" / f"{tag}_s{args.seed}"), "output.overwrite": True,
         **parse_overrides(args.overrides)})
@@ -93,9 +97,7 @@ def main(argv=None) -> None:
            "overrides": args.overrides, "data": args.data, "validation": metrics["validation"],
            "epochs": metrics["train"]["epochs_run"], "train_wall_s": metrics["train"]["wall_time_s"]}
     path = RESULTS / "finance_structural.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(path.read_text()) if path.is_file() else []
-    atomic.write_text(path, json.dumps([*rows, row], indent=1))
+    save_results(path, [*load_results(path, []), row])
     print(json.dumps({k: row[k] for k in ("change", "decay", "seed", "overrides", "epochs")}),
           f"validation macro-F1 {100 * metrics['validation']['macro_f1']:.2f}")
 

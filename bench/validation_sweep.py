@@ -12,6 +12,7 @@ combination means something else once the recipe changes.
     python bench/validation_sweep.py finance_sentiment --grid train.class_weights=none,balanced \
         --grid train.lr=3e-5,5e-5 [--seeds 13 14] [--set FIELD=VALUE ...]
     python bench/validation_sweep.py finance_sentiment --table      # the saved runs, run nothing
+    python bench/validation_sweep.py finance_sentiment --table --readme   # ... into bench/README.md too
 """
 from __future__ import annotations
 
@@ -20,14 +21,21 @@ import hashlib
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 import time
 
-from recipes import METRICS, REAL_DATA, RECIPES, ROOT, sets
-from finance_phrasebank import OUT, RESULTS
-
-from domainft import atomic
+from runner import (
+    METRICS,
+    OUT,
+    REAL_DATA,
+    RECIPES,
+    RESULTS,
+    load_results,
+    recipe_file,
+    run_recipe,
+    save_results,
+    write_readme_section,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="fixed for every run (besides the real data and base=minilm)")
     p.add_argument("--seeds", nargs="+", type=int, default=[13, 14])
     p.add_argument("--table", action="store_true", help="print the saved runs' table and exit")
+    p.add_argument("--readme", action="store_true",
+                   help="also write the table into bench/README.md (its bench/validation_sweep.py RECIPE block)")
     return p.parse_args(argv)
 
 
@@ -56,7 +66,7 @@ def recipe_sha(recipe: str) -> str:
     """Hash of the recipe's resolved settings, every default filled in."""
     from domainft.recipe import Recipe
 
-    settings = Recipe.from_yaml(ROOT / "recipes" / f"{recipe}.yaml").model_dump(mode="json")
+    settings = Recipe.from_yaml(recipe_file(recipe)).model_dump(mode="json")
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -64,12 +74,9 @@ def run(recipe: str, combo: tuple[str, ...], fixed: list[str], seed: int, sha: s
     """One `domainft run` of the recipe (settings hash `sha`) with the combination and seed."""
     digest = hashlib.sha1(json.dumps([combo, fixed, sha]).encode()).hexdigest()[:10]
     run_dir = OUT / "sweeps" / recipe / f"{digest}_s{seed}"
-    overrides = [*REAL_DATA[recipe], "base=minilm", *fixed, *combo, f"train.seed={seed}",
-                 f"output.dir={run_dir}", "output.overwrite=true"]
+    overrides = [*REAL_DATA[recipe], "base=minilm", *fixed, *combo, f"train.seed={seed}"]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "domainft", "run", str(ROOT / "recipes" / f"{recipe}.yaml"),
-                    "--quiet", *sets(overrides)], check=True, cwd=ROOT)
-    m = json.loads((run_dir / "metrics.json").read_text())
+    m = run_recipe(recipe, overrides, run_dir)
     return {"combo": list(combo), "fixed": fixed, "seed": seed, "recipe_sha": sha,
             "validation": m["validation"],
             "epochs": m["train"]["epochs_run"], "train_wall_s": m["train"]["wall_time_s"],
@@ -98,22 +105,28 @@ def table(recipe: str, rows: list[dict], current: str) -> str:
     return "\n".join(lines)
 
 
+def sweep(args, path, sha: str) -> None:
+    """Every combination and seed not saved yet for these recipe settings, one run after the other."""
+    for combo in combinations(args.grid):
+        for seed in args.seeds:
+            if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed
+                   and r.get("recipe_sha") == sha for r in load_results(path, [])):
+                continue
+            row = run(args.recipe, combo, args.overrides, seed, sha)
+            save_results(path, [*load_results(path, []), row])  # re-read: a sweep beside this one may have saved
+            print(json.dumps({k: row[k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
+
+
 def main() -> None:
     args = parse_args()
     path = RESULTS / "sweeps" / f"{args.recipe}.json"
-    saved = lambda: json.loads(path.read_text()) if path.is_file() else []  # noqa: E731
     sha = recipe_sha(args.recipe)
     if not args.table:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for combo in combinations(args.grid):
-            for seed in args.seeds:
-                if any(r["combo"] == list(combo) and r["fixed"] == args.overrides and r["seed"] == seed
-                       and r.get("recipe_sha") == sha for r in saved()):
-                    continue
-                row = run(args.recipe, combo, args.overrides, seed, sha)
-                atomic.write_text(path, json.dumps([*saved(), row], indent=1))  # re-read: a sweep beside
-                print(json.dumps({k: row[k] for k in ("combo", "seed", "epochs", "train_wall_s")}), flush=True)
-    print(table(args.recipe, saved(), sha))
+        sweep(args, path, sha)
+    text = table(args.recipe, load_results(path, []), sha)
+    print(text)
+    if args.readme:
+        write_readme_section(f"validation_sweep.py {args.recipe}", text)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Training sequences are the base's own chat template rendered over prompt + response; the labels
 are -100 on every prompt token (system, user turns, the assistant header), so the loss is on the
 response and the end-of-turn token that closes it, nothing else. Padding is masked in the labels by
-the collator, not by token id: SmolLM2's pad token is its end-of-turn token (PITFALLS 19).
+the collator, not by token id: SmolLM2's pad token is its end-of-turn token.
 """
 from __future__ import annotations
 

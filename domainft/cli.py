@@ -33,6 +33,8 @@ def import_code(paths: list[Path] | None) -> None:
             raise DomainftError(f"--code: {path} is not a Python file (give the path of a .py file that "
                                 "registers tasks or tuning methods)")
         name = f"domainft_code_{path.stem}"
+        if getattr(sys.modules.get(name), "__file__", None) == str(path.resolve()):
+            continue  # imported already in this process (its plug-ins are registered)
         spec = importlib.util.spec_from_file_location(name, path.resolve())
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look their module up here
@@ -100,7 +102,8 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
 def export(run_dir: Path = typer.Argument(..., help="run directory (or its model/)"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="bundle directory (default: RUN_DIR/onnx)"),
            int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help="also write model.int8.onnx"),
-           quantization: Optional[str] = typer.Option(None, help="int8 preset: avx2, avx2_u8u8, avx512, avx512_vnni, arm64"),
+           quantization: Optional[str] = typer.Option(
+               None, help="int8 preset: avx2, avx2_u8u8, avx512, avx512_vnni, arm64"),
            max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
            opset: Optional[int] = typer.Option(None, help="ONNX opset"),
            fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse",

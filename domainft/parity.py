@@ -16,7 +16,7 @@ class Batches:
     feeds: list[dict[str, np.ndarray]]
 
     @classmethod
-    def of(cls, dataset, input_names: list[str], pad_id: int, batch_size: int = 32) -> "Batches":
+    def of(cls, dataset, input_names: list[str], pad_id: int, batch_size: int = 32) -> Batches:
         from domainft.serving import pad
 
         feeds = []

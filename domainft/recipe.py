@@ -227,7 +227,7 @@ class Recipe(Section):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Recipe":
+    def _consistent(self) -> Recipe:
         """Checks across sections: the early-stopping metric, then the task's own checks, then the
         fields and formats tasks declare (tasks/base.py), then the method against the task."""
         task = TASKS.get(self.task)
@@ -274,7 +274,7 @@ class Recipe(Section):
 
     # ----- construction -----
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | list[str] | None = None) -> "Recipe":
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | list[str] | None = None) -> Recipe:
         path = Path(path)
         if not path.is_file():
             raise RecipeError([f"file not found: {path}"], str(path))
@@ -288,13 +288,13 @@ class Recipe(Section):
         return cls.from_dict(apply_overrides(raw, overrides or {}), source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], source: str | None = None) -> "Recipe":
+    def from_dict(cls, raw: Mapping[str, Any], source: str | None = None) -> Recipe:
         try:
             return cls.model_validate(dict(raw))
         except ValidationError as e:
             raise RecipeError([_format_error(err) for err in e.errors()], source) from None
 
-    def override(self, overrides: Mapping[str, Any] | list[str] | None = None, **kw: Any) -> "Recipe":
+    def override(self, overrides: Mapping[str, Any] | list[str] | None = None, **kw: Any) -> Recipe:
         """A new recipe with dotted-path overrides: .override({"train.lr": 3e-5}) or ("train.lr=3e-5")."""
         pairs = dict(parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {}))
         pairs.update({k.replace("__", "."): v for k, v in kw.items()})

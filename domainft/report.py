@@ -5,7 +5,6 @@ from pathlib import Path
 
 from domainft.tasks import get_task
 
-
 WIDE_LABELS = 6
 
 

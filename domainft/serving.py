@@ -17,8 +17,8 @@ import numpy as np
 
 from domainft.batching import predict_sorted
 from domainft.decode import entities, label_scores
-from domainft.ordinal import Decision
 from domainft.errors import DomainftError
+from domainft.ordinal import Decision
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
 BUNDLE_FORMAT = "domainft-onnx"

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from domainft.tasks import Task
 
 
-def training_arguments(recipe: "Recipe", task: "Task", checkpoint_dir: Path, progress: bool, lr: float,
+def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progress: bool, lr: float,
                        gradient_checkpointing: bool = False, eval_on_start: bool = False):
     from transformers import TrainingArguments
 
@@ -95,7 +95,7 @@ def _sequential_eval_trainer():
     return SequentialEvalTrainer
 
 
-def build_trainer(recipe: "Recipe", task: "Task", model, tokenizer, datasets: dict, checkpoint_dir: Path,
+def build_trainer(recipe: Recipe, task: Task, model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
                   extra_callbacks=(), gradient_checkpointing: bool = False, eval_on_start: bool = False,
                   eval_hook: Callable | None = None):

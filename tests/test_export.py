@@ -19,10 +19,11 @@ from domainft.recipe import ExportSpec, Recipe
 from domainft.serving import load as load_bundle
 from domainft.serving import session
 
+import contract
 from conftest import ROOT, SAMPLE
 
 runner = CliRunner()
-METHODS = ["full", "freeze", "lora", "adapter"]
+METHODS = contract.methods_for("classification")  # every registered method an encoder task takes
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
          "Tundra Mining will cut 300 jobs as demand weakens .",
          "The annual general meeting will be held in Espoo in April ."]

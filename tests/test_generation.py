@@ -371,7 +371,10 @@ def _write_tiny_gguf(path, tokenizer):
     w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]])
     w.add_bos_token_id(1), w.add_eos_token_id(2), w.add_unk_token_id(0), w.add_chat_template(tokenizer.chat_template)
     rng = np.random.default_rng(0)
-    rand = lambda *shape: (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    def rand(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
     w.add_tensor("token_embd.weight", rand(len(tokens), hidden))
     w.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
     for b in range(2):

@@ -14,6 +14,8 @@ from domainft.lexicon.terms import Term
 from domainft.methods import METHODS
 from domainft.recipe import Recipe
 
+import contract
+
 ROOT = Path(__file__).resolve().parent.parent
 # Words of the finance sample that the MiniLM tokenizer shreds into 3+ pieces.
 TERMS = "Pharma | | a pharmaceutical company\nSaaristo\nPohjola | Pohjolan\nKallio\n"
@@ -110,7 +112,7 @@ def test_missing_lexicon_fails_before_anything_is_written(make_recipe, tmp_path)
     assert not recipe.run_dir.exists()
 
 
-@pytest.mark.parametrize("method", ["full", "freeze", "lora", "adapter"])
+@pytest.mark.parametrize("method", contract.methods_for("classification"))
 def test_new_rows_train_under_every_method_and_survive_reload_and_export(make_recipe, tmp_path, tiny_base, method):
     from transformers import AutoModel
 

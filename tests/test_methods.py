@@ -8,10 +8,13 @@ from domainft import load, run
 from domainft.errors import DomainftError, RecipeError
 from domainft.methods import METHODS, TuningMethod, TuningOptions, register_method
 
+import contract
+
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
          "Tundra Mining will cut 300 jobs as demand weakens .",
          "The annual general meeting will be held in Espoo in April ."]
 BUILTIN = ["adapter", "freeze", "full", "lora"]
+REGISTERED = contract.methods_for("classification")  # built-ins and any registered before collection
 
 
 def quiet_run(recipe, **kw):
@@ -22,7 +25,7 @@ def test_builtin_methods_are_registered():
     assert set(BUILTIN) <= set(METHODS.names())
 
 
-@pytest.mark.parametrize("method", BUILTIN)
+@pytest.mark.parametrize("method", REGISTERED)
 def test_method_trains_reloads_and_exports_exactly(make_recipe, method):
     result = quiet_run(make_recipe({"tuning.method": method, "train.epochs": 1, "train.lr": None}))
     info = result.metrics["run"]
@@ -105,7 +108,7 @@ def test_options_of_another_method_are_rejected(make_recipe, override, message):
         make_recipe(override)
 
 
-def test_custom_method_registered_from_python_works_in_a_recipe(make_recipe):
+def test_custom_method_registered_from_python_works_in_a_recipe(make_recipe, tmp_path):
     from typing import Literal
 
     from domainft.methods.full import FullTuning
@@ -127,6 +130,8 @@ def test_custom_method_registered_from_python_works_in_a_recipe(make_recipe):
         assert result.metrics["run"]["method"] == "head_only"
         assert result.metrics["run"]["trainable_params"] < result.metrics["run"]["total_params"] / 10
         np.testing.assert_allclose(load(result.run_dir).logits(TEXTS), result.model.logits(TEXTS), atol=1e-6)
+        assert "head_only" in contract.methods_for("ner")  # a registered method joins the shared checks
+        contract.check(result, tmp_path)
     finally:
-        METHODS._entries.pop("head_only", None)
+        METHODS.remove("head_only")
     assert isinstance(HeadOnly(HeadOnlyOptions()), TuningMethod)

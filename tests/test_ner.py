@@ -9,10 +9,10 @@ import torch
 
 from domainft import load, run
 from domainft.data.ner import Sentence, prepare_sentences, read_conll, read_ner_jsonl, to_iob2
+from domainft.decode import spans
 from domainft.errors import DataError, RecipeError
 from domainft.model import TrainedModel
 from domainft.recipe import DataSpec, Recipe
-from domainft.decode import spans
 from domainft.tasks.ner import NerTask, encode_words
 from domainft.wordwindows import best_window, merge_windows, plan_windows
 

@@ -8,8 +8,6 @@ from transformers import TrainerCallback
 from domainft import load, run
 from domainft.errors import DataError, DomainftError
 
-
-
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
          "Tundra Mining will cut 300 jobs as demand weakens .",
          "The annual general meeting will be held in Espoo in April ."]

@@ -1,9 +1,10 @@
 import pytest
 
-from conftest import ROOT
 from domainft.bases import resolve_base
 from domainft.errors import RecipeError
 from domainft.recipe import Recipe, parse_overrides
+
+from conftest import ROOT
 
 DATA = {"path": "x.txt"}
 
@@ -41,7 +42,8 @@ def test_early_stopping_metric_must_be_reported():
 
 def test_method_options_validated_per_method():
     msg = problems({"data": DATA, "tuning": {"method": "full", "r": 8}})
-    assert "tuning.r: not an option of tuning.method=full (its options: none); it is an option of tuning.method=lora" in msg
+    assert ("tuning.r: not an option of tuning.method=full (its options: none); it is an option of "
+            "tuning.method=lora") in msg
     msg = problems({"data": DATA, "tuning": {"method": "lora", "r": 0}})
     assert "tuning.r: Input should be greater than or equal to 1" in msg
     msg = problems({"data": DATA, "tuning": {"method": "prefix"}})

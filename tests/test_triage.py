@@ -7,8 +7,8 @@ import pytest
 
 from domainft import load, run
 from domainft.data import TextFields, prepare_examples, read_examples
-from domainft.errors import DataError, RecipeError
 from domainft.decode import softmax
+from domainft.errors import DataError, RecipeError
 from domainft.ordinal import FINE_SWEEP, Decision, escalate, severity_rates
 from domainft.recipe import DataSpec, Recipe
 from domainft.tasks.classification import reference_scores
@@ -84,7 +84,8 @@ def test_bad_flags_are_refused(flag, message):
 
 def test_flags_need_a_number_column():
     with pytest.raises(RecipeError, match="`flags` apply to numbers"):
-        Recipe.from_dict({"data": triage_data(columns={"Sex": {"values": {1: "f"}, "flags": [{"min": 1, "text": "x"}]}})})
+        columns = {"Sex": {"values": {1: "f"}, "flags": [{"min": 1, "text": "x"}]}}
+        Recipe.from_dict({"data": triage_data(columns=columns)})
 
 
 def test_leak_columns_are_never_in_the_text(tmp_path):

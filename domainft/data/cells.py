@@ -25,7 +25,7 @@ def is_missing(raw: str, missing_values: frozenset[str]) -> bool:
     return raw in missing_values
 
 
-def render(raw: str, name: str, spec: "ColumnSpec | None", missing_values: frozenset[str]) -> str:
+def render(raw: str, name: str, spec: ColumnSpec | None, missing_values: frozenset[str]) -> str:
     """The template text of one cell (already stripped)."""
     if is_missing(raw, missing_values):
         return spec.missing if spec is not None else "unknown"

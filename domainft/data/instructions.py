@@ -49,7 +49,7 @@ class InstructionBundle:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
-def prepare_instructions(spec: "DataSpec") -> InstructionBundle:
+def prepare_instructions(spec: DataSpec) -> InstructionBundle:
     s = spec.split
     train, validation, test, report = read_and_split(
         spec, read=lambda p: read_instructions(p, spec),
@@ -59,7 +59,7 @@ def prepare_instructions(spec: "DataSpec") -> InstructionBundle:
     return InstructionBundle(train, validation, test, report=report)
 
 
-def read_instructions(path: Path, spec: "DataSpec") -> list[Instruction]:
+def read_instructions(path: Path, spec: DataSpec) -> list[Instruction]:
     fmt = detect_format(path, spec.format)
     if fmt != "jsonl":
         raise DataError(f"{path}: task: generation reads JSONL (one JSON object per line), not {fmt}")

@@ -13,7 +13,7 @@ T = TypeVar("T")
 Splitter = Callable[[list[T], float, float], tuple[list[T], list[T], list[T]]]
 
 
-def read_and_split(spec: "DataSpec", read: Callable[[Path], list[T]], split: Splitter,
+def read_and_split(spec: DataSpec, read: Callable[[Path], list[T]], split: Splitter,
                    key: Callable[[T], Hashable], dedup: Callable[[list[T]], tuple[list[T], dict]],
                    split_kind: str = "split") -> tuple[list[T], list[T], list[T], dict]:
     """(train, validation, test, report). `split(items, validation_share, test_share)` cuts,

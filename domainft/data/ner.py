@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 SCHEMES = ("iob2", "iob1", "bioes", "bilou")
 NER_FORMATS = ("conll", "jsonl")
+CORPUS_SUFFIXES = (".tsv", ".txt", ".conll", ".iob", ".jsonl", ".json")  # files a corpus directory may hold
 # File names looked for when data.path is a directory (NCBI-disease / CoNLL-2003 conventions).
 SPLIT_NAMES = {"train": ("train",), "validation": ("devel", "dev", "valid", "validation"), "test": ("test",)}
 
@@ -168,7 +169,7 @@ def split_files(directory: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for split, stems in SPLIT_NAMES.items():
         for f in sorted(directory.iterdir()):
-            if f.is_file() and f.stem.lower() in stems and f.suffix.lower() in (".tsv", ".txt", ".conll", ".iob", ".jsonl", ".json"):
+            if f.is_file() and f.stem.lower() in stems and f.suffix.lower() in CORPUS_SUFFIXES:
                 found.setdefault(split, f)
     if "train" not in found:
         raise DataError(f"data.path: {directory} holds no train file (train.tsv, train.txt, train.conll "
@@ -176,7 +177,7 @@ def split_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def prepare_sentences(spec: "DataSpec") -> NerBundle:
+def prepare_sentences(spec: DataSpec) -> NerBundle:
     from domainft.data.splits import seeded_split
 
     files: dict[str, Path] = {}
@@ -206,7 +207,7 @@ def prepare_sentences(spec: "DataSpec") -> NerBundle:
     return NerBundle(train, validation, test, labels, report)
 
 
-def _read(path: Path, spec: "DataSpec", report: dict) -> list[Sentence]:
+def _read(path: Path, spec: DataSpec, report: dict) -> list[Sentence]:
     fmt = spec.format
     if fmt == "auto":
         fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "conll"

@@ -28,7 +28,7 @@ class DataBundle:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
-def prepare_examples(spec: "DataSpec") -> DataBundle:
+def prepare_examples(spec: DataSpec) -> DataBundle:
     fields = TextFields.of(spec)
     report: dict = {}
     s = spec.split
@@ -52,7 +52,7 @@ def _deduplicate(examples: list[Example]) -> tuple[list[Example], dict]:
                       "conflicting_rows_removed": dedup.conflicting_rows_removed}
 
 
-def _read(path: Path, spec: "DataSpec", fields: TextFields, report: dict) -> list[Example]:
+def _read(path: Path, spec: DataSpec, fields: TextFields, report: dict) -> list[Example]:
     if spec.format != "wide_lists":
         return read_examples(path, spec.format, fields, spec.encoding, spec.delimiter)
     text = read_text(path, spec.encoding or DEFAULT_ENCODING["wide_lists"])
@@ -63,7 +63,7 @@ def _read(path: Path, spec: "DataSpec", fields: TextFields, report: dict) -> lis
     return examples
 
 
-def _split(examples: list[Example], spec: "DataSpec", validation: float, test: float):
+def _split(examples: list[Example], spec: DataSpec, validation: float, test: float):
     s = spec.split
     splitter = group_split if s.group_column else stratified_split
     return splitter(examples, validation, test, s.seed, s.stratify)

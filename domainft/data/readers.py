@@ -49,14 +49,14 @@ class TextFields:
     column: str = "text"
     template: str | None = None
     label_column: str = "label"
-    columns: Mapping[str, "ColumnSpec"] = field(default_factory=dict)
+    columns: Mapping[str, ColumnSpec] = field(default_factory=dict)
     missing_values: frozenset[str] = frozenset()
     reference_column: str | None = None
     leak_columns: tuple[str, ...] = ()
     group_column: str | None = None
 
     @classmethod
-    def of(cls, spec: "DataSpec") -> "TextFields":
+    def of(cls, spec: DataSpec) -> TextFields:
         return cls(spec.text_column, spec.text_template, spec.label_column, dict(spec.columns),
                    frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns),
                    spec.split.group_column)

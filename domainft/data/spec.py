@@ -25,7 +25,7 @@ class SplitSpec(Section):
                                      "(a contract, a patient) in one split; fractions count groups")
 
     @model_validator(mode="after")
-    def _fractions(self) -> "SplitSpec":
+    def _fractions(self) -> SplitSpec:
         if self.validation + self.test >= 1:
             raise ValueError("validation + test must leave some data for training (sum < 1)")
         return self
@@ -39,7 +39,7 @@ class FlagSpec(Section):
     text: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _bounded(self) -> "FlagSpec":
+    def _bounded(self) -> FlagSpec:
         if self.min is None and self.max is None:
             raise ValueError("a flag needs `min`, `max` or both")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -71,7 +71,7 @@ class ColumnSpec(Section):
         return value
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ColumnSpec":
+    def _one_kind(self) -> ColumnSpec:
         if self.number and self.values is not None:
             raise ValueError("give `number` or `values`, not both")
         if self.flags and not self.number:
@@ -153,7 +153,7 @@ class DataSpec(Section):
         return value
 
     @model_validator(mode="after")
-    def _inputs_not_leaks(self) -> "DataSpec":
+    def _inputs_not_leaks(self) -> DataSpec:
         try:
             inputs = [self.text_column] if self.text_template is None else template_fields(self.text_template)
         except ValueError as e:  # unbalanced braces
@@ -169,7 +169,7 @@ class DataSpec(Section):
         return self
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DataSpec":
+    def _one_source(self) -> DataSpec:
         if (self.path is None) == (self.train is None):
             raise ValueError("give either `path` (one file to split) or `train` (with optional "
                              "`validation` and `test`), not both and not neither")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from domainft.data.spec import WideSpec
 
 
-def read_wide(path: Path, text: str, spec: "WideSpec", group_column: str | None,
+def read_wide(path: Path, text: str, spec: WideSpec, group_column: str | None,
               delimiter: str) -> list[Example]:
     """One Example per (row, category, excerpt), in row then column order (`first` relies on it)."""
     from domainft.data.spec import WideSpec
@@ -37,7 +37,7 @@ def read_wide(path: Path, text: str, spec: "WideSpec", group_column: str | None,
     return examples
 
 
-def category_columns(path: Path, header: list[str], spec: "WideSpec", group_column: str | None) -> list[str]:
+def category_columns(path: Path, header: list[str], spec: WideSpec, group_column: str | None) -> list[str]:
     """Header columns minus the group column, `exclude` and `skip_suffix`; names checked to exist."""
     named = [(group_column, "data.split.group_column")] if group_column else []
     named += [(name, "data.wide.exclude") for name in spec.exclude]

@@ -1,6 +1,7 @@
 """Lexicon terms: read from a file, or mined from training words the base tokenizer shreds.
 
-File format: one term per line, `#` starts a comment (at line start or after a space), blank lines are skipped. A line is `term` or
+File format: one term per line, `#` starts a comment (at line start or after a space), blank lines
+are skipped. A line is `term` or
 `term | alias, alias | description`; aliases get tokens of their own that start from the term's
 embedding (so `MI` begins where `myocardial-infarction` does), the description can seed the term's
 embedding (`lexicon.init: description`).

@@ -63,7 +63,7 @@ class TuningMethod:
         self.options = options
 
     @classmethod
-    def from_tuning(cls, tuning: dict) -> "TuningMethod":
+    def from_tuning(cls, tuning: dict) -> TuningMethod:
         """The method as a saved manifest's `tuning` entry describes it (options re-validated)."""
         return cls(cls.Options.model_validate(tuning))
 
@@ -71,7 +71,7 @@ class TuningMethod:
         """Extra from_pretrained arguments for the base (a quantization config, a device map)."""
         return {}
 
-    def prepare(self, model: "PreTrainedModel", ctx: ModelContext):
+    def prepare(self, model: PreTrainedModel, ctx: ModelContext):
         """Required. Return the model to train (may wrap it); set requires_grad as the method wants.
         ctx.new_modules (the head) and ctx.new_token_ids (lexicon rows) must end up trained."""
         raise NotImplementedError(f"tuning method {self.name!r} does not implement prepare()")
@@ -87,7 +87,7 @@ class TuningMethod:
         """
         raise NotImplementedError(f"tuning method {self.name!r} does not implement load()")
 
-    def to_plain(self, model) -> "PreTrainedModel":
+    def to_plain(self, model) -> PreTrainedModel:
         """A transformers model computing the same function, for export; leaves `model` as it is."""
         return model
 

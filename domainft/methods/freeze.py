@@ -10,7 +10,7 @@ from torch import nn
 
 from domainft.errors import DomainftError
 from domainft.methods.base import ModelContext, register_method
-from domainft.methods.full import FullTuning, FullOptions
+from domainft.methods.full import FullOptions, FullTuning
 
 
 class FreezeOptions(FullOptions):

@@ -5,8 +5,8 @@ checkpointing on by default (train.gradient_checkpointing).
 bitsandbytes runs 4-bit on the CPU as well as on CUDA; the base goes to the GPU when there is one.
 The run saves only the adapter and a pointer to the base: a reload quantizes the base the same
 way, so generations repeat exactly. Export merges the adapter into a *full-precision* copy of the
-base, never into the 4-bit weights (W + BA re-rounded to NF4 loses the update's detail:
-artidoro/qlora#28, peft#2321; PITFALLS 2).
+base, never into the 4-bit weights (W + BA re-rounded to NF4 loses the update's detail,
+as the qlora and peft projects report).
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ class ClassificationTask(Task):
 
         return AutoModelForSequenceClassification
 
-    def load_data(self, spec: "DataSpec") -> DataBundle:
+    def load_data(self, spec: DataSpec) -> DataBundle:
         bundle = prepare_examples(spec)
         if spec.reference_column:
             everything = bundle.train + bundle.validation + bundle.test
@@ -73,7 +73,7 @@ class ClassificationTask(Task):
     def words(self, examples: list[Example]) -> list[str]:
         return [w for e in examples for w in WORDS.findall(e.text)]
 
-    def encode(self, examples: list[Example], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
+    def encode(self, examples: list[Example], tokenizer, label2id: dict[str, int], spec: DataSpec):
         """Tokenize without padding (the collator pads each batch to its own longest text)."""
         from datasets import Dataset
 
@@ -85,7 +85,7 @@ class ClassificationTask(Task):
         columns["truncated"] = _truncated(enc, tokenizer, texts, spec.max_length)
         return Dataset.from_dict(columns)
 
-    def count_truncated(self, examples: list[Example], tokenizer, spec: "DataSpec", encoded) -> int:
+    def count_truncated(self, examples: list[Example], tokenizer, spec: DataSpec, encoded) -> int:
         return sum(encoded["truncated"])
 
     def collator(self, tokenizer):
@@ -196,7 +196,7 @@ def escalation_sweep(logits, y_true, chosen: float | None = None) -> list[dict]:
     return rows
 
 
-def reference_scores(examples: list[Example], labels: list[str], spec: "DataSpec") -> dict:
+def reference_scores(examples: list[Example], labels: list[str], spec: DataSpec) -> dict:
     """The reference rater (data.reference_column) scored like the model, on the examples that
     have a reference label."""
     index = {label: i for i, label in enumerate(labels)}

@@ -94,14 +94,14 @@ class GenerationTask(Task):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
-    def load_data(self, spec: "DataSpec") -> InstructionBundle:
+    def load_data(self, spec: DataSpec) -> InstructionBundle:
         return prepare_instructions(spec)
 
     def words(self, pairs: list[Instruction]) -> list[str]:
         return [w for p in pairs for _, text in p.messages for w in text.split()] + \
             [w for p in pairs for w in p.response.split()]
 
-    def encode(self, pairs: list[Instruction], tokenizer, label2id, spec: "DataSpec"):
+    def encode(self, pairs: list[Instruction], tokenizer, label2id, spec: DataSpec):
         from datasets import Dataset
 
         columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [], "truncated": []}
@@ -114,7 +114,7 @@ class GenerationTask(Task):
             columns["truncated"].append(cut)
         return Dataset.from_dict(columns)
 
-    def count_truncated(self, pairs, tokenizer, spec: "DataSpec", encoded) -> int:
+    def count_truncated(self, pairs, tokenizer, spec: DataSpec, encoded) -> int:
         return sum(encoded["truncated"])
 
     def collator(self, tokenizer):

@@ -50,7 +50,7 @@ class NerTask(Task):
 
         return AutoModelForTokenClassification
 
-    def load_data(self, spec: "DataSpec") -> NerBundle:
+    def load_data(self, spec: DataSpec) -> NerBundle:
         return prepare_sentences(spec)
 
     def words(self, sentences: list[Sentence]) -> list[str]:
@@ -58,7 +58,7 @@ class NerTask(Task):
 
     # --- encoding ------------------------------------------------------------------------
 
-    def encode(self, sentences: list[Sentence], tokenizer, label2id: dict[str, int], spec: "DataSpec"):
+    def encode(self, sentences: list[Sentence], tokenizer, label2id: dict[str, int], spec: DataSpec):
         from datasets import Dataset
 
         columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [],
@@ -73,7 +73,7 @@ class NerTask(Task):
                 columns["word_index"].append(word_index)
         return Dataset.from_dict(columns)
 
-    def count_truncated(self, sentences: list[Sentence], tokenizer, spec: "DataSpec", encoded) -> int:
+    def count_truncated(self, sentences: list[Sentence], tokenizer, spec: DataSpec, encoded) -> int:
         """Sentences that needed more than one window (nothing is truncated)."""
         return sum(n > 1 for n in Counter(encoded["sentence"]).values())
 

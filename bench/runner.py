@@ -1,0 +1,220 @@
+"""What the bench/ scripts share: where things live, one `domainft run` (or peer script) in its own
+process and the metrics it leaves, results JSON written atomically, the recipes' real data and
+anchors, and the Markdown blocks the scripts keep in bench/README.md.
+
+The scripts run as `python bench/X.py` from anywhere: Python puts bench/ on sys.path, so a plain
+`from runner import ...` finds this module. Nothing here imports another bench script.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from domainft import atomic
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATASETS = ROOT.parent / "shared" / "datasets"  # real data, beside the checkout
+RECIPES_DIR = ROOT / "recipes"
+OUT = ROOT / "bench" / "out"  # run directories, splits, checkpoints: large, ignored by git
+# Results JSON: small and committed, so tables can be re-rendered from a fresh clone and a later
+# session resumes or extends them.
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"  # its first line when write_readme_section has to make it:
+README_TITLE = "# Benchmarks"
+# The peers: plain Hugging Face scripts on the same data (bench/recipes.py, finance_phrasebank.py, ner_corpora.py).
+PEER_TRAINER = ROOT / "bench" / "peer_trainer_script.py"  # classification, on a split written by write_split
+PEER_NER = ROOT / "bench" / "peer_ner_script.py"  # NER, on a corpus's official train/devel/test.tsv
+# File names inside a run directory (literal here: domainft moves its own constants around).
+METRICS_FILE = "metrics.json"
+RECIPE_FILE = "recipe.yaml"
+MANIFEST_FILE = "model/domainft.json"
+
+# ----- the recipes' real data, metrics and anchors ------------------------------------------
+
+RECIPES = ["finance_sentiment", "medical_triage", "legal_clause_review", "medical_ner"]
+FPB = DATASETS / "financial_phrasebank" / "Sentences_50Agree.txt"  # Financial PhraseBank 50Agree
+# The real data, as each recipe's header comment says to point it there.
+REAL_DATA = {
+    "finance_sentiment": [f"data.path={FPB}"],
+    "medical_triage": [f"data.path={DATASETS / 'ktas_triage' / 'data.csv'}"],
+    "legal_clause_review": [f"data.path={DATASETS / 'cuad' / 'master_clauses.csv.gz'}"],
+    "medical_ner": [f"data.path={DATASETS / 'ncbi_disease'}"],  # official train/devel/test.tsv
+}
+# Test metrics shown per recipe (metrics.json keys); the first is each recipe's main score.
+METRICS = {
+    "finance_sentiment": ("macro_f1", "accuracy"),
+    "medical_triage": ("macro_f1", "accuracy", "under_triage", "over_triage"),
+    "legal_clause_review": ("micro_f1", "macro_f1", "accuracy"),
+    "medical_ner": ("f1", "precision", "recall"),
+}
+# KTAS triage nurses (KTAS_RN) against the expert panel on the whole file, as published (Moon et al.
+# 2019, PLOS ONE 14(9): e0216972).
+NURSES_PUBLISHED = {"accuracy": 0.853, "under_triage": 0.103}
+TRIAGE_ACCURACY_MARGIN = 0.10  # the triage target: accuracy within 10 points of the nurses'
+# Entity-level test F1 with 110M bases, from the issue: (BERT-base, BioBERT v1.1).
+NER_ANCHORS = {"ncbi_disease": {"Disease": (85.3, 88.3)},
+               "bc5cdr": {"Disease": (83.3, 86.4), "Chemical": (91.8, 93.0)}}
+
+# The finance benchmark's run and split (bench/finance_phrasebank.py), served by bench/export_latency.py.
+FINANCE_RECIPE = RECIPES_DIR / "finance_sentiment.yaml"
+FPB_RUN = OUT / "domainft_fpb50"
+FPB_SPLIT = OUT / "fpb50_split"
+
+
+class RunFailed(RuntimeError):
+    """A `domainft run` or peer script exited with an error."""
+
+
+# ----- running ----------------------------------------------------------------------------------
+
+def recipe_file(recipe: str | Path) -> Path:
+    """A recipe by name (`finance_sentiment`: recipes/finance_sentiment.yaml) or by path."""
+    path = Path(recipe)
+    return path if path.suffix in (".yaml", ".yml") else RECIPES_DIR / f"{recipe}.yaml"
+
+
+def as_sets(overrides: Mapping | Sequence[str]) -> list[str]:
+    """FIELD=VALUE strings from a list of them or a {field: value} dict (True -> true, None -> null)."""
+    if isinstance(overrides, Mapping):
+        text = {True: "true", False: "false", None: "null"}
+        return [f"{k}={text[v] if v is None or isinstance(v, bool) else v}" for k, v in overrides.items()]
+    return list(overrides)
+
+
+def sets(overrides: Mapping | Sequence[str]) -> list[str]:
+    """The `--set` arguments for `domainft run`."""
+    return [a for o in as_sets(overrides) for a in ("--set", o)]
+
+
+def child_env(offline: bool = False, **extra: str) -> dict:
+    """This process's environment for a child, HF_HUB_OFFLINE=1 when `offline`, plus `extra`
+    (thread settings such as OMP_NUM_THREADS are inherited as they are)."""
+    return {**os.environ, **({"HF_HUB_OFFLINE": "1"} if offline else {}), **extra}
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """The metrics.json a finished run left in `run_dir`."""
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def read_manifest(run_dir: Path) -> dict:
+    """The saved model's domainft.json (the base it used, the tuning method, ...)."""
+    return json.loads((Path(run_dir) / MANIFEST_FILE).read_text())
+
+
+def run_recipe(recipe: str | Path, overrides: Mapping | Sequence[str], out_dir: Path, resume: bool = False,
+               extra_args: Sequence[str] = ("--quiet",), env: Mapping | None = None) -> dict:
+    """`python -m domainft run RECIPE --quiet --set ...` in its own process (cwd the repository,
+    output on this terminal), into `out_dir` (replaced: `output.dir` and `output.overwrite=true`
+    come after `overrides`); its metrics.json. `resume`: a run already finished in `out_dir` (its
+    metrics.json is there) is read instead of trained again. RunFailed when the run fails."""
+    out_dir = Path(out_dir)
+    if resume and (out_dir / METRICS_FILE).is_file():
+        return read_metrics(out_dir)
+    path = recipe_file(recipe)
+    cmd = [sys.executable, "-m", "domainft", "run", str(path), *extra_args,
+           *sets([*as_sets(overrides), f"output.dir={out_dir}", "output.overwrite=true"])]
+    code = subprocess.run(cmd, check=False, cwd=ROOT, env=None if env is None else dict(env)).returncode
+    if code:
+        raise RunFailed(f"domainft run {path.stem} into {out_dir} failed (exit {code}; its error is printed above)")
+    return read_metrics(out_dir)
+
+
+def run_script_json(script: Path, args: Sequence, env: Mapping | None = None) -> tuple[dict, float]:
+    """Run a Python script (a peer, or this script's own child) in its own process; the JSON object
+    on its last stdout line, and the process's wall time in seconds. RunFailed, with the end of its
+    stderr, when it fails."""
+    cmd = [sys.executable, str(script), *map(str, args)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT,
+                          env=None if env is None else dict(env))
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise RunFailed(f"{Path(script).name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def base_path(name: str = "minilm") -> str:
+    """Where a base's weights are (the packaged MiniLM by default), for the peer scripts."""
+    from domainft.bases import resolve_base
+
+    return str(resolve_base([name]).path)
+
+
+def write_split(recipe, split_dir: Path = FPB_SPLIT) -> Path:
+    """The recipe's train/validation/test as domainft loads them (texts rendered by the recipe's
+    template, deduplicated, split) to SPLIT_DIR/{name}.csv (text,label) for a peer script, and the
+    recipe's label order to SPLIT_DIR/labels.json. Classification recipes."""
+    from domainft.tasks import get_task
+
+    data = get_task(recipe.task).load_data(recipe.data)
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for name, examples in data.splits().items():
+        with open(split_dir / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            w.writerows((e.text, e.label) for e in examples)
+    (split_dir / "labels.json").write_text(json.dumps(data.labels))
+    print(f"split: {data.report}", flush=True)
+    return split_dir
+
+
+def read_csv_column(path: Path, column: str) -> list[str]:
+    """One column of a CSV with a header row (a split written by write_split)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r[column] for r in csv.DictReader(f)]
+
+
+# ----- the finance benchmark's domainft run (bench/finance_phrasebank.py, bench/tuning_methods.py) --
+
+def run_finance(overrides: Sequence[str], run_name: str = FPB_RUN.name,
+                tool: str = "domainft run (recipe defaults)") -> dict:
+    """One `domainft run` of the finance recipe on FPB 50Agree (packaged MiniLM) into bench/out/RUN_NAME;
+    its row: test scores, training time and memory, parameter counts."""
+    m = run_recipe(FINANCE_RECIPE, [f"data.path={FPB}", "base=minilm", *overrides], OUT / run_name)
+    return {"tool": tool, "test_accuracy": m["test"]["accuracy"],
+            "test_macro_f1": m["test"]["macro_f1"], "train_wall_s": m["train"]["wall_time_s"],
+            "peak_rss_mb": m["train"]["peak_rss_mb"], "epochs": m["train"]["epochs_run"],
+            "lr": m["train"]["lr"], "trainable_params": m["run"]["trainable_params"],
+            "total_params": m["run"]["total_params"], "saved_mb": m["run"]["saved_mb"]}
+
+
+# ----- results ----------------------------------------------------------------------------------
+
+def load_results(path: Path, default=None):
+    """A results JSON, or `default` when the file is not there yet."""
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else default
+
+
+def save_results(path: Path, data, indent: int = 1) -> None:
+    """Write results JSON atomically (an interrupted write never leaves half a file), folders made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(data, indent=indent))
+
+
+def readme_markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench/{name}: begin -->", f"<!-- bench/{name}: end -->"
+
+
+def write_readme_section(name: str, markdown: str, readme: Path = README) -> Path:
+    """Put `markdown` between the `<!-- bench/NAME: begin -->` and `<!-- bench/NAME: end -->` markers
+    of bench/README.md, replacing what was there; the block is added at the end when the markers are
+    missing, the file made (with a title line) when it is. Written atomically."""
+    begin, end = readme_markers(name)
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else f"{README_TITLE}\n"
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if found and not found_end:
+        sys.exit(f"{readme}: {begin} has no {end} after it")
+    if not found:
+        head, tail = text.rstrip("\n") + "\n\n", "\n"
+    block = markdown.strip("\n")
+    atomic.write_text(readme, f"{head}{begin}\n{block}\n{end}{tail}")
+    return readme
