@@ -8,8 +8,14 @@ from pathlib import Path
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write `path` so that readers see the old content or the new, never a part (a kill -9
+    leaves at most the hidden `.NAME.tmp` beside it, which the next write replaces)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -24,9 +30,15 @@ def staged_dir(final: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # The old directory is moved aside, not deleted, until the new one is in place: at every
+    # moment `final` is the old complete directory or the new complete one (or, between the two
+    # renames, absent while the old one waits under `.NAME.old.tmp`).
+    old = final.with_name(f".{final.name}.old.tmp")
+    shutil.rmtree(old, ignore_errors=True)
     if final.exists():
-        shutil.rmtree(final)
+        os.replace(final, old)
     os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from domainft.model import load
 from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
 from domainft.prepare import encode_splits, read_data
 from domainft.rundir import RunDir, method_from_manifest, read_manifest, run_dir_of
-from domainft.serving import BUNDLE_FORMAT, FP32_FILE, INT8_FILE, MANIFEST, session
+from domainft.serving import BUNDLE_FORMAT, FP32_FILE, INT8_FILE, MANIFEST, is_bundle, session
 from domainft.wordwindows import special_prefix_length
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # in this order, those the tokenizer makes
@@ -62,6 +62,7 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     if not len(validation):
         raise DomainftError(f"export: {run.path} has no validation examples to check parity on")
     out = Path(out or spec.dir or run.bundle_dir)
+    check_bundle_target(out, run)
     plain = method_from_manifest(trained.manifest).to_plain(trained.model).eval()
     names = [n for n in INPUTS if n in trained.tokenizer.model_input_names]
     threads = torch.get_num_threads()
@@ -82,6 +83,20 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     echo(f"bundle: {out} (model.onnx {manifest['files']['fp32']['mb']} MB"
          + (f", model.int8.onnx {manifest['files']['int8']['mb']} MB)" if manifest["files"]["int8"] else ")"))
     return ExportResult(out, manifest)
+
+
+def check_bundle_target(out: Path, run: RunDir) -> None:
+    """The bundle replaces `out` only if it is empty, absent or an earlier bundle: never the run
+    itself, a directory holding it, or anything else a user keeps there."""
+    target, run_path = out.resolve(), run.path.resolve()
+    if target == run_path or run_path.is_relative_to(target) or target.is_relative_to(run.model_dir.resolve()):
+        raise DomainftError(f"export --out: {out} is (or holds) the run {run.path} itself; the bundle would "
+                            f"replace it. Give a directory of its own, e.g. {run.bundle_dir}")
+    if out.exists() and not out.is_dir():
+        raise DomainftError(f"export --out: {out} is a file; give a directory for the bundle")
+    if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
+        raise DomainftError(f"export --out: {out} holds files that are not an earlier bundle; only an empty "
+                            "directory or an earlier bundle is replaced. Choose another --out")
 
 
 def _refuse_generation(run: RunDir) -> None:

@@ -19,11 +19,11 @@ from domainft.errors import DomainftError
 from domainft.export import export_run
 from domainft.lexicon import fold_new_rows, save_new_rows
 from domainft.methods import artefact_size
-from domainft.model import TrainedModel, save_model
+from domainft.model import TrainedModel, load, save_model
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
-from domainft.rundir import RunDir
+from domainft.rundir import RunDir, RunPlan, plan_run
 from domainft.training import build_trainer
 
 
@@ -44,13 +44,16 @@ class RunResult:
 def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         callbacks=()) -> RunResult:
     """Train, evaluate and save one recipe. Everything is checked before any file is written."""
-    run_dir = RunDir(recipe.run_dir)
-    checkpoint = run_dir.check_for(recipe, resume)
+    plan = plan_run(recipe, resume)
+    if plan.export_only:
+        return _finish_export(recipe, plan.work, echo)
     prepared = prepare(recipe, echo)
-    start(run_dir, recipe, resume)
-    trainer, settings = train(prepared, run_dir, checkpoint, progress, echo, callbacks)
+    plan.start(recipe)
+    trainer, settings = train(prepared, plan, progress, echo, callbacks)
     recipe, metrics = evaluate(prepared, trainer, settings, echo)
-    trained = save(prepared, trainer, recipe, run_dir, metrics)
+    trained = save(prepared, trainer, recipe, plan.work, metrics)
+    plan.finish()  # a run replacing an earlier one takes its place now, complete
+    run_dir = plan.final
     if progress:
         print_summary(metrics, run_dir.path)
     bundle_dir = export(recipe, run_dir, prepared.encoded.get("validation"), metrics, echo) \
@@ -58,14 +61,12 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     return RunResult(run_dir.path, run_dir.model_dir, metrics, recipe, trained, bundle_dir)
 
 
-def start(run_dir: RunDir, recipe: Recipe, resume: bool) -> None:
-    """The run directory, once everything has been checked: an earlier run replaced
-    (output.overwrite, which check_for allowed), the recipe written."""
-    if not resume and run_dir.holds_anything():
-        run_dir.clear()
-    run_dir.create()
-    if not resume:
-        run_dir.write_recipe(recipe)
+def _finish_export(recipe: Recipe, run_dir: RunDir, echo) -> RunResult:
+    """--resume of a run that was saved but whose export (export.enabled) did not complete."""
+    echo(f"resuming: the run in {run_dir.path} is saved; exporting it")
+    metrics = run_dir.read_metrics()
+    bundle_dir = export(recipe, run_dir, None, metrics, echo)
+    return RunResult(run_dir.path, run_dir.model_dir, metrics, recipe, load(run_dir.model_dir), bundle_dir)
 
 
 @dataclass
@@ -78,9 +79,10 @@ class TrainSettings:
     wall: float = 0.0
 
 
-def train(p: Prepared, run_dir: RunDir, checkpoint: str | None, progress: bool, echo, callbacks):
-    """Build the Trainer and train (from `checkpoint` on resume); the best checkpoint is loaded back."""
-    recipe, task, method = p.recipe, p.task, p.method
+def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
+    """Build the Trainer and train (from the plan's checkpoint on resume); the best checkpoint is
+    loaded back. Training's end is recorded, so that a failure after it resumes without training."""
+    recipe, task, method, run_dir, checkpoint = p.recipe, p.task, p.method, plan.work, plan.checkpoint
     weights = task.class_weights(p.data.train, p.data.labels, recipe.train.class_weights)
     settings = TrainSettings(lr=recipe.train.lr or method.default_lr,
                              gradient_checkpointing=_gradient_checkpointing(recipe, method),
@@ -90,13 +92,33 @@ def train(p: Prepared, run_dir: RunDir, checkpoint: str | None, progress: bool, 
                             loss_function, settings.lr, progress, echo, callbacks,
                             gradient_checkpointing=settings.gradient_checkpointing,
                             eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=p.eval_hook)
+    for incomplete in run_dir.remove_incomplete_checkpoints():
+        echo(f"removed {incomplete.name}: an interrupted save left it incomplete")
+    if plan.trained:
+        echo(f"resuming: training had finished; evaluating its best checkpoint ({Path(checkpoint).name})")
+        restore_trained(trainer, plan.trained)
+        settings.wall = plan.trained["wall_time_s"]
+        return trainer, settings
     if checkpoint:
         echo(f"resuming from {checkpoint}")
     started = time.perf_counter()
     with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)
     settings.wall = time.perf_counter() - started
+    state_file = run_dir.checkpoints / "final_trainer_state.json"
+    trainer.state.save_to_json(str(state_file))
+    run_dir.write_training_done({"best_checkpoint": trainer.state.best_model_checkpoint,
+                                 "state": str(state_file), "wall_time_s": settings.wall})
     return trainer, settings
+
+
+def restore_trained(trainer, done: dict) -> None:
+    """The Trainer as train() left it: its final state, and the best checkpoint's weights loaded
+    (as load_best_model_at_end loads them)."""
+    from transformers import TrainerState
+
+    trainer.state = TrainerState.load_from_json(done["state"])
+    trainer._load_from_checkpoint(done["best_checkpoint"])  # the Trainer's own resume loader
 
 
 def _gradient_checkpointing(recipe: Recipe, method) -> bool:
@@ -124,6 +146,8 @@ def evaluate(p: Prepared, trainer, settings: TrainSettings, echo) -> tuple[Recip
 
 def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> tuple[Recipe, dict]:
     task = p.task
+    # The Trainer's metrics were built for the validation set (word windows map rows to sentences).
+    trainer.compute_metrics = task.metrics_for(p.encoded[split], p.data.labels)
     out = trainer.predict(p.encoded[split], metric_key_prefix=split)
     if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
         recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)

@@ -2,14 +2,20 @@
 
     RUN_DIR/
       recipe.yaml      the resolved recipe (written first; --resume compares against it)
-      checkpoints/     the Trainer's checkpoints while training (removed at the end unless kept)
+      checkpoints/     the Trainer's checkpoints while training (removed at the end unless kept),
+                       and training_done.json once training has ended
       model/           the trained model: method.save output, tokenizer, domainft.json (the manifest)
       metrics.json     written last: a run directory with it is finished
       onnx/            the exported bundle (`domainft export`, or export.enabled)
       merged/          generation runs: `domainft merge` output
 
 Every write goes through here (atomic file writes, staged directories), so that crash safety and
-multi-process training change this module only. The manifest is what prediction, export and merge
+multi-process training change this module only. What it promises: a kill at any moment leaves
+either the previous state or the next one (files are replaced atomically, model/ and bundles
+appear complete or not at all, half-written checkpoints are never resumed from); `--resume` continues
+from the last complete checkpoint, or, when training had ended, evaluates and saves without
+training again; output.overwrite replaces only a directory domainft wrote, and only once the new
+run is complete. The manifest is what prediction, export and merge
 need to rebuild the model: task, labels, lengths, the tuning method's options, the base.
 """
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -33,6 +40,9 @@ CHECKPOINTS_DIR = "checkpoints"
 BUNDLE_DIR = "onnx"
 MERGED_DIR = "merged"
 MANIFEST = "domainft.json"  # in model/ (and, with its own format, in an exported bundle)
+DONE_FILE = "training_done.json"  # in checkpoints/: training ended; the best checkpoint is named there
+STAGING_SUFFIX = ".new"  # hidden sibling where a run that replaces an earlier one is built
+OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR}
 
 
 class RunDir:
@@ -77,12 +87,45 @@ class RunDir:
         return self.metrics_file.is_file()
 
     def holds_anything(self) -> bool:
-        return self.path.exists() and any(self.path.iterdir())
+        return self.path.is_dir() and any(self.path.iterdir())
+
+    def foreign_entries(self) -> list[str]:
+        """Entries domainft never writes into a run directory: such a directory is not replaced."""
+        if not self.path.is_dir():
+            return []
+        return sorted(e.name for e in self.path.iterdir()
+                      if e.name not in OWN_NAMES and not (e.name.startswith(".") and e.name.endswith(".tmp")))
+
+    def checkpoints_found(self) -> tuple[list[Path], list[Path]]:
+        """(complete, incomplete) checkpoint directories, oldest first. A checkpoint is complete
+        once the Trainer has written its trainer_state.json, the last file it writes, and that file
+        reads back with the step its directory is named for; a kill -9 during a save leaves one
+        without it."""
+        complete, incomplete = [], []
+        if not self.checkpoints.is_dir():
+            return complete, incomplete
+        for d in sorted(self.checkpoints.glob("checkpoint-*"), key=_step_of):
+            (complete if _is_complete(d) else incomplete).append(d)
+        return complete, incomplete
 
     def last_checkpoint(self) -> str | None:
-        from transformers.trainer_utils import get_last_checkpoint
+        complete, _ = self.checkpoints_found()
+        return str(complete[-1]) if complete else None
 
-        return get_last_checkpoint(str(self.checkpoints)) if self.checkpoints.is_dir() else None
+    def training_done(self) -> dict | None:
+        """What train() recorded when training ended (a failure after it resumes from here)."""
+        if not self.done_file.is_file():
+            return None
+        try:
+            done = json.loads(self.done_file.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        best = done.get("best_checkpoint")
+        return done if best and Path(best).is_dir() and Path(done.get("state") or "").is_file() else None
+
+    @property
+    def done_file(self) -> Path:
+        return self.checkpoints / DONE_FILE
 
     # --- reading -------------------------------------------------------------------------
     def read_recipe(self, command: str = "export") -> Recipe:
@@ -98,47 +141,18 @@ class RunDir:
     def read_metrics(self) -> dict:
         return json.loads(self.metrics_file.read_text(encoding="utf-8")) if self.is_finished() else {}
 
-    def check_for(self, recipe: Recipe, resume: bool) -> str | None:
-        """Refuse to clobber a run by accident; on resume, check it is the same recipe and return
-        the checkpoint to continue from. Nothing is written or removed here."""
-        if resume:
-            return self._checkpoint_to_resume(recipe)
-        if self.holds_anything() and not recipe.output.overwrite:
-            raise DomainftError(
-                f"output.dir: {self.path} already holds a run. Use --resume to continue it, "
-                "--set output.overwrite=true to replace it, or --set output.dir=... for a new one")
-        return None
-
-    def _checkpoint_to_resume(self, recipe: Recipe) -> str:
-        if not self.is_started():
-            raise DomainftError(f"--resume: {self.path} holds no run to resume (no {RECIPE_FILE}); "
-                                "run without --resume to start it")
-        if self.is_finished():
-            raise DomainftError(f"--resume: the run in {self.path} already finished; "
-                                "set output.overwrite=true to train it again")
-        differences = _differences(self.read_recipe_dict(), recipe.to_dict())
-        if differences:
-            raise DomainftError(f"--resume: the recipe differs from the one {self.path} was started with "
-                                f"({', '.join(differences)}); resume with the same recipe and overrides")
-        checkpoint = self.last_checkpoint()
-        if checkpoint is None:
-            raise DomainftError(f"--resume: {self.path} has no checkpoint yet (the run stopped before "
-                                "its first evaluation); run again without --resume")
-        return checkpoint
-
     # --- writing -------------------------------------------------------------------------
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-
-    def clear(self) -> None:
-        """output.overwrite: remove the earlier run before a new one starts."""
-        shutil.rmtree(self.path)
 
     def write_recipe(self, recipe) -> None:
         write_text(self.recipe_file, recipe.to_yaml())
 
     def write_metrics(self, metrics: dict) -> None:
         write_text(self.metrics_file, json.dumps(metrics, indent=2) + "\n")
+
+    def write_training_done(self, done: dict) -> None:
+        write_text(self.done_file, json.dumps(done, indent=2) + "\n")
 
     @contextmanager
     def staged_model_dir(self):
@@ -148,6 +162,113 @@ class RunDir:
 
     def remove_checkpoints(self) -> None:
         shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def remove_incomplete_checkpoints(self) -> list[Path]:
+        """Checkpoints a kill left half-written (domainft's own files): removed before resuming, so
+        neither --resume nor the Trainer's rotation ever reads one."""
+        _, incomplete = self.checkpoints_found()
+        for d in incomplete:
+            shutil.rmtree(d, ignore_errors=True)
+        return incomplete
+
+
+@dataclass
+class RunPlan:
+    """Where a run writes and what it continues from: what plan_run found, before anything is
+    written. `work` is `final`, except when output.overwrite replaces a finished run: then the new
+    run is built in a hidden sibling and replaces the old one only once it is complete."""
+
+    final: RunDir
+    work: RunDir
+    resume: bool = False
+    checkpoint: str | None = None  # the Trainer checkpoint to continue training from
+    trained: dict | None = None  # training had finished (write_training_done): evaluate and save only
+    export_only: bool = False  # the run finished; only the export the recipe asks for is missing
+
+    @property
+    def replaces(self) -> bool:
+        return self.work.path != self.final.path
+
+    def start(self, recipe: Recipe) -> None:
+        """Once every check has passed: the working directory and its recipe.yaml."""
+        if self.replaces and not self.resume:
+            shutil.rmtree(self.work.path, ignore_errors=True)  # an earlier replacement that never finished
+        self.work.create()
+        if not self.resume:
+            self.work.write_recipe(recipe)
+
+    def finish(self) -> None:
+        """A replacing run is complete: it takes the old run's place (the old one is removed last)."""
+        if not self.replaces:
+            return
+        old = self.final.path.with_name(f".{self.final.path.name}.old.tmp")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.final.path.exists():
+            self.final.path.rename(old)
+        self.work.path.rename(self.final.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self.work = self.final
+
+
+def plan_run(recipe: Recipe, resume: bool) -> RunPlan:
+    """Check the run directory against the recipe and --resume; nothing is written or removed.
+    Refuses to clobber a run by accident, to replace a directory domainft did not write, and to
+    resume with another recipe."""
+    final = RunDir(recipe.run_dir)
+    if final.path.exists() and not final.path.is_dir():
+        raise DomainftError(f"output.dir: {final.path} is a file, not a directory; choose another output.dir")
+    staging = RunDir(final.path.with_name(f".{final.path.name}{STAGING_SUFFIX}"))
+    if resume:
+        return _plan_resume(recipe, final, staging)
+    if not final.holds_anything():
+        return RunPlan(final, final)
+    if not recipe.output.overwrite:
+        raise DomainftError(
+            f"output.dir: {final.path} already holds a run. Use --resume to continue it, "
+            "--set output.overwrite=true to replace it, or --set output.dir=... for a new one")
+    foreign = final.foreign_entries()
+    if not final.is_started() or foreign:
+        what = f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which" if foreign else "has no " \
+            f"{RECIPE_FILE}, so it"
+        raise DomainftError(f"output.overwrite: {final.path} {what} domainft did not write; only a run directory "
+                            "is replaced. Choose another output.dir, or move those files away")
+    return RunPlan(final, staging)
+
+
+def _plan_resume(recipe: Recipe, final: RunDir, staging: RunDir) -> RunPlan:
+    # An overwriting run interrupted before it was complete continues in its hidden directory.
+    work = staging if recipe.output.overwrite and staging.is_started() else final
+    if not work.is_started():
+        raise DomainftError(f"--resume: {work.path} holds no run to resume (no {RECIPE_FILE}); "
+                            "run without --resume to start it")
+    differences = _differences(work.read_recipe_dict(), recipe.to_dict())
+    if differences:
+        raise DomainftError(f"--resume: the recipe differs from the one {work.path} was started with "
+                            f"({', '.join(differences)}); resume with the same recipe and overrides")
+    if work.is_finished():
+        if recipe.export.enabled and "export" not in work.read_metrics():
+            return RunPlan(final, work, resume=True, export_only=True)
+        raise DomainftError(f"--resume: the run in {work.path} already finished; "
+                            "set output.overwrite=true to train it again")
+    trained = work.training_done()
+    checkpoint = trained["best_checkpoint"] if trained else work.last_checkpoint()
+    if checkpoint is None:
+        raise DomainftError(f"--resume: {work.path} has no complete checkpoint yet (the run stopped before "
+                            "its first evaluation was saved); run again without --resume")
+    return RunPlan(final, work, resume=True, checkpoint=checkpoint, trained=trained)
+
+
+def _step_of(path: Path) -> int:
+    tail = path.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _is_complete(checkpoint: Path) -> bool:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return state.get("global_step") == _step_of(checkpoint)
 
 
 def write_manifest(model_dir: Path, manifest: dict) -> None:
