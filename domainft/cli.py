@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from domainft.errors import DomainftError
-from domainft.jsonl import jsonl_records
+from domainft.jsonl import jsonl_records, lone_surrogate, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune pretrained models into domain classifiers, taggers and generators "
@@ -52,7 +52,9 @@ def import_code(paths: list[Path] | None) -> None:
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
+    # Bytes that were not UTF-8 (a path or text from the command line) print as \udce9, not a traceback.
+    message = str(e).encode("utf-8", "backslashreplace").decode("utf-8")
+    err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(getattr(e, "exit_code", 2))
 
 
@@ -144,13 +146,13 @@ def predict(path: Path = typer.Argument(..., help="run directory (or its model/)
             texts: Optional[List[str]] = typer.Argument(None, help="texts to predict"),
             input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one text per line, a "
                                                       'JSON string or {"text": ...} (ner: also a list of words)'),
-            batch_size: int = typer.Option(32, help="texts per model call"),
+            batch_size: int = typer.Option(32, min=1, help="texts per model call"),
             fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists"),
             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Predict with a trained run or an exported bundle (no torch needed); one JSON object per text."""
     try:
         import_code(code)
-        items = list(texts or []) + (_read_inputs(input_file) if input_file else [])
+        items = _arguments("predict", "text", texts) + (_read_inputs(input_file, words=True) if input_file else [])
         if not items:
             raise DomainftError("predict: give texts as arguments or --input FILE.jsonl")
         model = _predictor(path, fp32)
@@ -167,25 +169,64 @@ def _predictor(path: Path, fp32: bool):
     if is_bundle(path):
         from domainft.serving import load as load_bundle
 
-        return load_bundle(path, "fp32" if fp32 else "auto")
+        try:
+            return load_bundle(path, "fp32" if fp32 else "auto")
+        except DomainftError:
+            raise
+        except Exception as e:  # onnxruntime / tokenizers on a damaged file: say which bundle, no traceback
+            raise DomainftError(f"predict: the bundle in {path} could not be loaded ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is incomplete or "
+                                "damaged: export it again with `domainft export RUN_DIR`") from None
     from domainft.model import load
 
     return load(path)
 
 
+def _arguments(command: str, what: str, values: list[str] | None) -> list[str]:
+    """Texts given on the command line; bytes that were not UTF-8 reach Python as lone surrogates,
+    which no tokenizer takes: refused with the argument's position."""
+    values = list(values or [])
+    for i, value in enumerate(values, start=1):
+        if lone_surrogate(value) is not None:
+            raise DomainftError(f"{command}: {what} argument {i} ({shown(value)}) is not valid UTF-8 text; pass "
+                                "UTF-8 (check the terminal's or the script's encoding), or give the texts in "
+                                "an --input JSONL file")
+    return values
+
+
 def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
-                 expected: str = 'a JSON string or {"text": ...}') -> list:
-    """--input JSONL: per line a JSON string or list, or an object holding one under the first of `keys`."""
+                 expected: str = 'a JSON string, {"text": ...} or a list of words',
+                 words: bool = False) -> list:
+    """--input JSONL: per line a JSON string or list, or an object holding one under the first of `keys`.
+    A list holds words (`words`: predict, ner) or chat messages {"role", "content"} (generate)."""
+    if path.is_dir():
+        raise DomainftError(f"--input: {path} is a directory; give a JSONL file, one text per line")
     if not path.is_file():
         raise DomainftError(f"--input: {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DomainftError(f"--input: {path} line {line}: bytes {raw[e.start:e.end]!r} are not valid UTF-8; "
+                            "save the file as UTF-8") from None
     items = []
-    for n, value in jsonl_records(path.read_text(encoding="utf-8"), f"--input: {path}"):
+    for n, value in jsonl_records(text, f"--input: {path}"):
         if isinstance(value, dict):
             value = next((value[k] for k in keys if k in value), None)
-        if not isinstance(value, (str, list)):
+        if not isinstance(value, (str, list)) or isinstance(value, list) and not _list_item_ok(value, words):
             raise DomainftError(f"--input: {path} line {n}: expected {expected}")
         items.append(value)
+    if not items:
+        raise DomainftError(f"--input: {path} holds no lines to read; give one {expected} per line")
     return items
+
+
+def _list_item_ok(value: list, words: bool) -> bool:
+    if words:
+        return all(isinstance(v, str) for v in value)
+    return bool(value) and all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                               and isinstance(m.get("content"), str) for m in value)
 
 
 @app.command()
@@ -193,21 +234,27 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
              prompts: Optional[List[str]] = typer.Argument(None, help="prompts (user messages)"),
              input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one prompt per line, a JSON "
                                                        'string, {"prompt": ...} or {"messages": [...]}'),
-             max_new_tokens: Optional[int] = typer.Option(None, help="default: the recipe's generation.max_new_tokens"),
+             max_new_tokens: Optional[int] = typer.Option(None, min=1, max=8192,
+                                                          help="default: the recipe's generation.max_new_tokens"),
              sample: bool = typer.Option(False, "--sample", help="sample instead of greedy decoding"),
-             temperature: float = typer.Option(1.0, help="with --sample"),
-             top_p: float = typer.Option(1.0, help="with --sample"),
+             temperature: float = typer.Option(1.0, help="with --sample (above 0)"),
+             top_p: float = typer.Option(1.0, help="with --sample (above 0, at most 1)"),
              seed: int = typer.Option(0, help="with --sample: the same seed gives the same text"),
-             batch_size: int = typer.Option(8, help="prompts per model call"),
+             batch_size: int = typer.Option(8, min=1, help="prompts per model call"),
              code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Answer prompts with a trained generation run; one JSON object per prompt."""
     from domainft.model import load
 
     try:
         import_code(code)
+        if sample and not temperature > 0:
+            raise DomainftError(f"generate: --temperature must be above 0 (got {temperature:g}); for "
+                                "greedy decoding leave out --sample")
+        if sample and not 0 < top_p <= 1:
+            raise DomainftError(f"generate: --top-p must be above 0 and at most 1 (got {top_p:g})")
         given = (_read_inputs(input_file, ("messages", "prompt"), 'a JSON string, {"prompt": ...} or '
                               '{"messages": [...]}') if input_file else [])
-        items = list(prompts or []) + given
+        items = _arguments("generate", "prompt", prompts) + given
         if not items:
             raise DomainftError("generate: give prompts as arguments or --input FILE.jsonl")
         responses = load(run_dir).generate(items, max_new_tokens, batch_size, sample, temperature, top_p,

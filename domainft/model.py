@@ -8,7 +8,7 @@ from typing import Any
 from domainft.bases import ResolvedBase, resolve_base
 from domainft.errors import DomainftError
 from domainft.methods import ModelContext, TuningMethod
-from domainft.rundir import method_from_manifest, model_dir_of, read_manifest, write_manifest
+from domainft.rundir import MANIFEST, method_from_manifest, model_dir_of, read_manifest, write_manifest
 from domainft.serving import BUNDLE_FORMAT
 from domainft.tasks import Task, get_task
 
@@ -94,16 +94,64 @@ def load(path: str | Path) -> TrainedModel:
     from transformers import AutoTokenizer
 
     model_dir = model_dir_of(path)
-    manifest = read_manifest(model_dir)
+    manifest = _manifest(model_dir)
     if manifest.get("format") == BUNDLE_FORMAT:  # an exported bundle shares the manifest's file name
         raise DomainftError(f"{model_dir} is an exported ONNX bundle; load it with domainft.serving.load "
                             "(or `domainft predict`), or point at the run directory")
-    task = get_task(manifest["task"])
-    method = method_from_manifest(manifest)
-    base_path = manifest["base"]["path"]
-    if manifest["base"]["source"] != "hub" and not Path(base_path).is_dir():
+    try:
+        task = get_task(manifest["task"])
+        method = method_from_manifest(manifest)
+        base_path, source = manifest["base"]["path"], manifest["base"]["source"]
+    except KeyError as e:  # a registry's "unknown task 'x'", or a key the manifest lacks
+        detail = e.args[0] if e.args and " " in str(e.args[0]) else f"no {e} entry"
+        raise DomainftError(f"{model_dir / MANIFEST}: {detail}. A plug-in's task or method needs --code "
+                            "(or importing its module) first; otherwise the run's model is damaged: "
+                            "re-run the recipe or restore the directory") from None
+    if source != "hub" and not Path(base_path).is_dir():
         base_path = resolve_base([manifest["base"]["requested"]]).path  # moved machine: resolve again
-    model = method.load(model_dir, task.model_class, base_path)
+    from safetensors import SafetensorError
+
+    try:
+        model = method.load(model_dir, task.model_class, base_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except DomainftError:
+        raise
+    except (OSError, ValueError, SafetensorError) as e:  # transformers / peft / safetensors: missing or damaged files
+        raise _incomplete(model_dir, e) from None
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return TrainedModel(model, tokenizer, task, manifest)
+
+
+def _manifest(model_dir: Path) -> dict:
+    try:
+        manifest = read_manifest(model_dir)
+    except (OSError, ValueError) as e:  # unreadable, or not JSON (json's error is a ValueError)
+        raise DomainftError(f"{model_dir / MANIFEST}: unreadable ({e}); the run's model is damaged: re-run the "
+                            "recipe or restore the directory") from None
+    if not isinstance(manifest, dict):
+        raise DomainftError(f"{model_dir / MANIFEST}: not a domainft manifest (a JSON object); the run's model "
+                            "is damaged: re-run the recipe or restore the directory")
+    return manifest
+
+
+def _incomplete(model_dir: Path, e: Exception) -> DomainftError:
+    """Why a saved model did not load, naming the missing file where it can be told."""
+    import re
+
+    fix = (f"re-run the recipe (--set output.overwrite=true replaces the run) or restore {model_dir} "
+           "from a copy")
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    # The library's message names the file it looked for: say so when that file is not there.
+    named = [n for n in re.findall(r"[\w.-]+\.(?:safetensors|json)", str(e)) if not (model_dir / n).is_file()]
+    if not (model_dir / "config.json").is_file():
+        missing = "config.json"
+    elif named:
+        missing = named[0]
+    elif not any(p.suffix == ".safetensors" for p in model_dir.iterdir()):
+        missing = "the weights file (*.safetensors)"
+    else:
+        missing = None
+    if missing:
+        return DomainftError(f"{model_dir}: the run's model is incomplete: {missing} is missing; {fix}")
+    return DomainftError(f"{model_dir}: the run's model could not be loaded, a file is damaged "
+                         f"({type(e).__name__}: {detail[:300]}); {fix}")

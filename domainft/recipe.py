@@ -9,6 +9,7 @@ Task.fields in tasks/base.py).
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 # The data section's schemas live with the data readers (a leaf module); they are re-exported here.
 from domainft.data.spec import ColumnSpec, DataSpec, FlagSpec, SplitSpec, WideSpec
 from domainft.errors import RecipeError
+from domainft.jsonl import lone_surrogate, shown
 from domainft.methods import METHODS, TuningOptions
 from domainft.schema import Section, field_error
 from domainft.tasks import TASKS
@@ -157,14 +159,23 @@ class ExportSpec(Section):
     enabled: bool = Field(False, description="export after the run finishes")
     dir: Path | None = Field(None, description="default: <run dir>/onnx")
     opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph")
-    int8: bool = Field(True, description="also write model.int8.onnx (dynamic int8 quantization)")
+    int8: bool = Field(True, description="also write model.int8.onnx (int8 quantization, see int8_mode)")
+    int8_mode: Literal["static", "dynamic"] = Field(
+        "static", description="static: activation ranges calibrated on validation examples are constants "
+                              "in the graph, so a text's int8 scores never depend on the texts batched with "
+                              "it; dynamic: scales computed per batch at run time (ONNX Runtime's fused "
+                              "attention; the same text can score differently in another batch, so "
+                              "domainft.serving runs such a model one text at a time)")
+    calibration_examples: int = Field(512, ge=1, description="static int8: validation examples (evenly "
+                                      "spaced) whose activation ranges set the quantization scales")
     quantization: Literal["avx2", "avx2_u8u8", "avx512", "avx512_vnni", "arm64"] = Field(
         "avx2", description="instruction set the int8 model is quantized for: avx2 = int8 weights "
                             "with 7 bits (ONNX Runtime's advice for AVX2), the others optimum's presets")
     max_int8_drop: float = Field(1.0, ge=0, le=100, description="points of validation accuracy / "
                                  "macro-F1 (ner: entity F1) int8 may lose; beyond it no int8 file")
-    fuse: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX Runtime's "
-                       "transformer optimizer before int8 quantization (model.onnx stays plain ONNX)")
+    fuse: bool = Field(True, description="dynamic int8: fuse attention, LayerNorm and GELU with ONNX "
+                       "Runtime's transformer optimizer before quantizing (model.onnx stays plain ONNX); "
+                       "static int8 quantizes the plain graph, which ONNX Runtime fuses when it loads it")
 
 
 def _tuning_options(value: Any) -> TuningOptions:
@@ -219,6 +230,16 @@ class Recipe(Section):
     def _method_options(cls, value: Any) -> TuningOptions:
         return _tuning_options(value)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The default run directory is runs/<name>: a path in the name would put it elsewhere.
+        if not _PLAIN_NAME.fullmatch(value) or value in (".", ".."):
+            raise ValueError("not a plain name: use letters, digits, '-', '_' and '.' (no "
+                             "path separators, not '.' or '..'); it names the run directory runs/<name> "
+                             "(default: the recipe file's name); to write elsewhere set output.dir")
+        return value
+
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
@@ -242,7 +263,22 @@ class Recipe(Section):
         self._format_fits_task(task)
         self._fields_fit_task(task)
         self._method_fits_task()
+        self._run_dir_can_be_a_folder()
         return self
+
+    def _run_dir_can_be_a_folder(self) -> None:
+        """The run directory, or a folder above it, must not be an existing file (checked here, so that
+        the run stops before anything is written)."""
+        for path in (self.run_dir, *self.run_dir.parents):
+            try:
+                is_file = path.exists() and not path.is_dir()
+            except OSError:  # unreadable: creating the directory will say so
+                is_file = False
+            if is_file:
+                what = "is a file" if path == self.run_dir else f"is inside {path}, which is a file"
+                given = "" if self.output.dir is not None else " (the default, runs/<name>)"
+                raise field_error("output.dir", f"{self.run_dir}{given} {what}; a run directory is a folder: "
+                                                "set output.dir to another path, or move the file away")
 
     def _format_fits_task(self, task) -> None:
         fmt = self.data.format
@@ -276,15 +312,22 @@ class Recipe(Section):
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | list[str] | None = None) -> Recipe:
         path = Path(path)
+        if path.is_dir():
+            raise RecipeError([f"{path} is a directory; a recipe is a YAML file (e.g. "
+                               "recipes/finance_sentiment.yaml)"], str(path))
         if not path.is_file():
-            raise RecipeError([f"file not found: {path}"], str(path))
+            raise RecipeError([f"file not found: {path} (relative paths start at {Path.cwd()})"], str(path))
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.load(_recipe_text(path), Loader=RecipeLoader) or {}
+        except DuplicateKeyError as e:
+            raise RecipeError([str(e)], str(path)) from None
         except yaml.YAMLError as e:
-            raise RecipeError([f"not valid YAML: {e}"], str(path)) from None
+            raise RecipeError([f"not valid YAML{_yaml_problem(e)}"], str(path)) from None
         if not isinstance(raw, dict):
             raise RecipeError(["the top level must be a mapping of sections"], str(path))
-        raw.setdefault("name", path.stem)
+        # The file's stem names the run unless the recipe does (characters a plain name cannot hold
+        # become '_': `my recipe.yaml` runs as my_recipe).
+        raw.setdefault("name", re.sub(r"[^\w.-]", "_", path.stem).strip(".") or "run")
         return cls.from_dict(apply_overrides(raw, overrides or {}), source=str(path))
 
     @classmethod
@@ -323,6 +366,71 @@ def _is_set(recipe: BaseModel, dotted: str) -> bool:
     return getattr(section, last) != field.get_default(call_default_factory=True)
 
 
+_PLAIN_NAME = re.compile(r"[\w.-]+")  # \w: letters (any script), digits, '_'
+
+
+# ----- reading YAML -----
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping; YAML itself would keep the last silently."""
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key written twice in one mapping (`train:` twice: PyYAML drops
+    the first without a word), naming the key's path and both lines."""
+
+    def construct_document(self, node):
+        _check_duplicate_keys(node, (), set())
+        return super().construct_document(node)
+
+
+def _check_duplicate_keys(node, path: tuple[str, ...], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias to a node already checked (or to an ancestor)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: overriding merged keys is its purpose
+                _check_duplicate_keys(value, path, seen_nodes)
+                continue
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if name is not None:
+                line = key.start_mark.line + 1
+                if (key.tag, name) in lines:
+                    where = ".".join((*path, str(name)))
+                    raise DuplicateKeyError(f"{where}: written twice, on lines {lines[key.tag, name]} and {line}; "
+                                            "YAML would keep only the second: merge them into one")
+                lines[key.tag, name] = line
+            _check_duplicate_keys(value, (*path, str(name)), seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, (*path, str(i)), seen_nodes)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """' at line 2, column 1: found character ...' (PyYAML's own text names '<unicode string>')."""
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return f": {e}"
+    mark = e.problem_mark or e.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = "; ".join(x for x in (e.problem, e.context) if x) or type(e).__name__
+    hint = "; indent with spaces, not tabs" if "'\\t'" in (e.problem or "") else ""
+    return f"{where}: {what}{hint}"
+
+
+def _recipe_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RecipeError([f"cannot read {path}: {e.strerror or e}"], str(path)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise RecipeError([f"line {line}: bytes {raw[e.start:e.end]!r} are not valid UTF-8; a recipe is "
+                           "UTF-8 text: save it as UTF-8"], str(path)) from None
+
+
 # ----- overrides -----
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """['train.lr=3e-5', 'tuning.method=lora'] -> {'train.lr': 3e-05, 'tuning.method': 'lora'}."""
@@ -331,15 +439,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError([f"--set {item!r}: expected FIELD.PATH=VALUE, e.g. train.lr=3e-5"])
+        if not value.strip():
+            raise RecipeError([f"--set {item}: empty value; to reset a field to its default remove the "
+                               "--set, or write null explicitly"])
+        if lone_surrogate(item) is not None:  # command-line bytes that were not UTF-8
+            raise RecipeError([f"--set {shown(item)}: not valid UTF-8 text; pass UTF-8 (check the terminal's "
+                               "or the script's encoding)"])
         out[key.strip()] = _override_value(value)
     return out
 
 
 def _override_value(value: str) -> Any:
-    """The value parsed as YAML (3e-5, [a, b], true); text that is not valid YAML (a
+    """The value parsed as YAML (3e-5, [a, b], true, null); text that is not valid YAML (a
     text_template such as '{Chief_complain}. {Sex}, age {Age}') is meant literally."""
-    if not value.strip():
-        return None
     try:
         return yaml.safe_load(value)
     except yaml.YAMLError:

@@ -75,7 +75,10 @@ def read_instructions(path: Path, spec: DataSpec) -> list[Instruction]:
             response = _text(row, spec.response_column, "data.response_column", where)
         pairs.append(Instruction(turns, response, str(path), line))
     if not pairs:
-        raise DataError(f"{path}: holds no examples")
+        keys = f"{{{spec.messages_column!r}: [...]}}" if spec.messages_column else \
+            f"{{{spec.prompt_column!r}: ..., {spec.response_column!r}: ...}}"
+        raise DataError(f"{path}: holds no examples (read as data.format jsonl: one JSON object per line, "
+                        f"{keys}); check data.path / data.train")
     return pairs
 
 

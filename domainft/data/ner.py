@@ -97,6 +97,9 @@ def read_conll(path: Path, tag_index: int = -1, encoding: str = "utf-8") -> list
 def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8") -> list[Sentence]:
     sentences = []
     for lineno, record in jsonl_records(read_text(path, encoding), str(path)):
+        if not isinstance(record, dict):
+            raise DataError(f"{path} line {lineno}: expected a JSON object such as "
+                            f'{{"{tokens_key}": [...], "{tags_key}": [...]}}, got {type(record).__name__}')
         for key in (tokens_key, tags_key):
             if key not in record:
                 raise DataError(f"{path} line {lineno}: no {key!r} key (keys: {', '.join(record)}); set "

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.data.layout import read_and_split
-from domainft.data.readers import DEFAULT_ENCODING, Example, TextFields, read_examples, read_text
+from domainft.data.readers import (
+    DEFAULT_ENCODING,
+    Example,
+    TextFields,
+    check_not_empty,
+    detect_format,
+    read_examples,
+    read_text,
+)
 from domainft.data.splits import deduplicate, group_split, shared_groups, stratified_split
 from domainft.data.wide import read_wide, resolve_multi_category
 from domainft.errors import DataError
@@ -34,7 +42,7 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
     s = spec.split
     kind = f"group split by {s.group_column!r}" if s.group_column else "split"
     train, validation, test, layout = read_and_split(
-        spec, read=lambda p: _checked(_read(p, spec, fields, report)),
+        spec, read=lambda p: _checked(_read(p, spec, fields, report), p, spec),
         split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: e.text,
         dedup=_deduplicate, split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
     report.update(layout)
@@ -56,6 +64,7 @@ def _read(path: Path, spec: DataSpec, fields: TextFields, report: dict) -> list[
     if spec.format != "wide_lists":
         return read_examples(path, spec.format, fields, spec.encoding, spec.delimiter)
     text = read_text(path, spec.encoding or DEFAULT_ENCODING["wide_lists"])
+    check_not_empty(path, text, "wide_lists")
     examples = read_wide(path, text, spec.wide, fields.group_column, spec.delimiter or ",")
     # An excerpt under several categories has no single label: never silent, always counted.
     examples, counts = resolve_multi_category(examples, spec.wide.multi_category)
@@ -76,15 +85,32 @@ def _group_counts(column: str, *splits: list[Example]) -> dict:
             "shared_between_splits": len(shared_groups(*splits))}
 
 
-def _checked(examples: list[Example]) -> list[Example]:
+def _checked(examples: list[Example], path: Path, spec: DataSpec) -> list[Example]:
+    """Each file's examples as read, before any split: none empty, each label one data.labels lists
+    (checked here, so that an unknown label is not reported as a split problem)."""
     if not examples:
-        raise DataError("a data file holds no examples")
+        fmt = detect_format(path, spec.format)
+        raise DataError(f"{path}: holds no examples (read as data.format {fmt}{EXPECTED.get(fmt, '')}); "
+                        "check data.path / data.train and data.format")
+    declared = spec.labels
     for ex in examples:
         if not ex.text:
             raise DataError(f"{ex.where}: empty text; fill it in or remove the row")
         if not ex.label:
             raise DataError(f"{ex.where}: empty label; fill it in or remove the row")
+        if declared is not None and ex.label not in declared:
+            raise _undeclared(ex, declared)
     return examples
+
+
+EXPECTED = {"phrasebank": ": `sentence@label` lines", "csv": ": a header row, then one row per example",
+            "tsv": ": a header row, then one row per example", "jsonl": ": one JSON object per line",
+            "wide_lists": ": a header row, then one row per document"}
+
+
+def _undeclared(ex: Example, declared: list[str]) -> DataError:
+    return DataError(f"data.labels: {ex.where}: label {ex.label!r} is not in data.labels "
+                     f"({', '.join(declared)}); add it there or fix the row")
 
 
 def _label_set(declared: list[str] | None, train: list[Example], others: list[Example]) -> list[str]:
@@ -93,10 +119,7 @@ def _label_set(declared: list[str] | None, train: list[Example], others: list[Ex
     if declared is not None:
         for ex in train + others:
             if ex.label not in declared:
-                raise DataError(
-                    f"{ex.where}: label {ex.label!r} is not in data.labels ({', '.join(declared)}); "
-                    "add it there or fix the row"
-                )
+                raise _undeclared(ex, declared)
         missing = [label for label in declared if label not in seen]
         if missing:
             raise DataError(f"data.labels: {', '.join(map(repr, missing))} never occur in the training data")

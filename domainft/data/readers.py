@@ -101,6 +101,7 @@ class TextFields:
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
+    _not_a_directory(path)
     suffix = _data_suffix(path)
     found = SUFFIX_FORMAT.get(suffix)
     if found is None:
@@ -111,6 +112,12 @@ def detect_format(path: Path, fmt: str) -> str:
     return found
 
 
+def _not_a_directory(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a data file; give the file itself (only task: ner reads a "
+                        "corpus directory, as data.path)")
+
+
 def _data_suffix(path: Path) -> str:
     """`.csv` for both `d.csv` and `d.csv.gz`: compression does not change the format."""
     inner = path.with_suffix("") if path.suffix.lower() == ".gz" else path
@@ -119,9 +126,13 @@ def _data_suffix(path: Path) -> str:
 
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped when it is gzip-compressed (by its magic bytes, not its name)."""
+    _not_a_directory(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (relative paths start at {Path.cwd()})")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from None
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
@@ -131,17 +142,39 @@ def read_bytes(path: Path) -> bytes:
                         "gunzip it to see how far it reads") from None
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_text(path: Path, encoding: str) -> str:
-    """Decode a whole file; on bad bytes, name the line and suggest data.encoding."""
+    """Decode a whole file; on bad bytes, name the line and suggest data.encoding.
+
+    A byte-order mark is not text: it is dropped whatever the encoding. A file that starts with the
+    UTF-8 one is UTF-8 even where a single-byte encoding is asked for (phrasebank's latin-1 default
+    would read the mark as 'ï»¿' and the rest as mojibake), unless it does not decode as UTF-8."""
     raw = read_bytes(path)
+    if raw.startswith(UTF8_BOM) and not _is_utf8(encoding):
+        try:
+            return raw[len(UTF8_BOM):].decode("utf-8")
+        except UnicodeDecodeError:
+            raw = raw[len(UTF8_BOM):]  # not UTF-8 after all: read the rest as asked
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(
             f"{path} line {line}: bytes {raw[e.start:e.end]!r} are not valid {encoding}; "
             "set data.encoding to the file's encoding (e.g. latin-1 or cp1252)"
         ) from None
+    except LookupError:
+        raise DataError(f"data.encoding: unknown encoding {encoding!r}") from None
+    return text.removeprefix("\ufeff")
+
+
+def _is_utf8(encoding: str) -> bool:
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
     except LookupError:
         raise DataError(f"data.encoding: unknown encoding {encoding!r}") from None
 
@@ -151,11 +184,19 @@ def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None
     """One example per row of a csv / tsv / jsonl / phrasebank file (wide tables: data/wide.py)."""
     fmt = detect_format(path, fmt)
     text = read_text(path, encoding or DEFAULT_ENCODING[fmt])
+    check_not_empty(path, text, fmt)
     if fmt == "phrasebank":
         return _read_phrasebank(path, text)
     if fmt == "jsonl":
         return _read_jsonl(path, text, fields)
     return _read_delimited(path, text, fields, delimiter or ("," if fmt == "csv" else "\t"))
+
+
+def check_not_empty(path: Path, text: str, fmt: str) -> None:
+    """An empty (or blank) file is said to be one, not reported as a file without columns."""
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty (read as data.format {fmt}), so it holds no examples; "
+                        "check data.path / data.train")
 
 
 def _check_columns(path: Path, columns: list[str], fields: TextFields, where: str = "") -> None:
