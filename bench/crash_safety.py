@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,8 +38,10 @@ POLL_S = 0.002
 
 
 def checkpoint_without_state(run: Path) -> bool:
-    return any((c / "model.safetensors").exists() and not (c / "trainer_state.json").exists()
-               for c in (run / "checkpoints").glob("checkpoint-*"))
+    """A checkpoint being written (weights there, trainer_state.json not yet) after a complete one."""
+    found = list((run / "checkpoints").glob("checkpoint-*"))
+    return first_complete_checkpoint(run) and any(
+        (c / "model.safetensors").exists() and not (c / "trainer_state.json").exists() for c in found)
 
 
 def first_complete_checkpoint(run: Path) -> bool:
@@ -48,7 +51,9 @@ def first_complete_checkpoint(run: Path) -> bool:
 # name -> (what the kill interrupts, the condition on the run directory that triggers it)
 POINTS = {
     "mid-training": ("after the first complete checkpoint", first_complete_checkpoint),
-    "checkpoint write": ("a checkpoint half-written", checkpoint_without_state),
+    "first checkpoint write": ("the first checkpoint half-written", lambda run: not first_complete_checkpoint(run)
+                               and any((run / "checkpoints").glob("checkpoint-*/model.safetensors"))),
+    "checkpoint write": ("a later checkpoint half-written", checkpoint_without_state),
     "final save": ("the model directory being staged", lambda run: (run / ".model.tmp").exists()),
     "export": ("the bundle being staged", lambda run: (run / ".onnx.tmp").exists()),
 }
@@ -132,13 +137,21 @@ def measure() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def _said(message: str) -> str:
+    """'predicts', or the refusal's first words, without the run's path (the same in every row)."""
+    if not message.startswith("refused: "):
+        return message
+    words = re.sub(r"\S*/crash_safety/[\w-]+", "RUN", message).removeprefix("refused: error: ").split()
+    return f"refused, exit 2: \"{' '.join(words[:7])} ...\""
+
+
 def table(results: dict) -> str:
     lines = ["| kill point | killed at (s) | half-written files | `predict` after the kill | `--resume` | "
              "test metrics = uninterrupted | bundle complete | temp files left |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         lines.append(f"| {r['point']} ({r['interrupts']}) | {r['at_s'] if r['killed'] else 'not reached'} | "
-                     f"{', '.join(r['half_written']) or 'none'} | {r['predict_after_kill']} | "
+                     f"{', '.join(r['half_written']) or 'none'} | {_said(r['predict_after_kill'])} | "
                      f"{'exit 0' if r['resume_exit'] == 0 else 'exit ' + str(r['resume_exit'])} | "
                      f"{'yes' if r['test_equal'] else 'NO'} | {'yes' if r['bundle'] else 'NO'} | "
                      f"{', '.join(r['leftovers']) or 'none'} |")

@@ -15,6 +15,17 @@ lost, <= 1/4 of the size) with pass/fail; writes bench/out/export_latency.json.
         [--n-latency 200] [--repeats 3] [--test-csv FILE] [--out-dir bench/out]
 
 Run it on an otherwise idle machine: the timings are only as good as the CPU is quiet.
+
+--int8-schemes compares the int8 schemes instead (what bench/results/int8_batching.json holds):
+the run exported with static int8 (the default: activation ranges calibrated on the validation set)
+and with dynamic int8 (the fused graph, scales computed per batch at run time), then for fp32, dynamic
+int8 batched as any server batches it, dynamic int8 one text at a time (how domainft.serving runs
+it) and static int8: batch-1 latency and batch-32 throughput (wall clock, rounds interleaved so load
+shifts hit every runtime alike; also CPU time, steadier on a busy machine), validation and test
+accuracy / macro-F1, and how many texts change label (and by how much their scores move) between
+batch size 1 and 32.
+
+    python bench/export_latency.py --int8-schemes --run-dir RUN_DIR [--threads 2] [--rounds 5]
 """
 from __future__ import annotations
 
@@ -28,7 +39,18 @@ import sys
 import time
 from pathlib import Path
 
-from runner import FINANCE_RECIPE, FPB, FPB_RUN, FPB_SPLIT, METRICS_FILE, OUT, read_metrics, save_results, write_split
+from runner import (
+    FINANCE_RECIPE,
+    FPB,
+    FPB_RUN,
+    FPB_SPLIT,
+    METRICS_FILE,
+    OUT,
+    RESULTS,
+    read_metrics,
+    save_results,
+    write_split,
+)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 TARGET_SPEEDUP = 4.0  # int8 vs PyTorch fp32, batch-1 median latency
@@ -149,6 +171,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="text,label CSV (default: bench/out/fpb50_split/test.csv, the finance benchmark's)")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="bundle and JSON go here")
     parser.add_argument("--skip-optimum", action="store_true")
+    parser.add_argument("--int8-schemes", action="store_true",
+                        help="compare static and dynamic int8 instead (bench/results/int8_batching.json)")
+    parser.add_argument("--rounds", type=int, default=5, help="--int8-schemes: interleaved timing rounds")
+    parser.add_argument("--results", type=Path, default=RESULTS / "int8_batching.json",
+                        help="--int8-schemes: the results JSON")
     return parser.parse_args(argv)
 
 
@@ -284,8 +311,172 @@ def print_report(report: dict, args) -> None:
     print(f"\nwrote {args.out_dir / 'export_latency.json'}")
 
 
+# ----- --int8-schemes: static against dynamic int8 ------------------------------------------------
+
+def split_texts(run_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """{split: (texts, labels)} of the run's validation and test splits, read as the run read them."""
+    from domainft.model import load
+    from domainft.prepare import read_data
+    from domainft.rundir import RunDir
+
+    run = RunDir(run_dir)
+    data = read_data(load(run.model_dir).task, run.read_recipe("export"))
+    return {name: ([e.text for e in split], [e.label for e in split])
+            for name, split in (("validation", data.validation), ("test", data.test)) if split}
+
+
+def scheme_bundles(run_dir: Path, out_dir: Path) -> dict[str, Path]:
+    """The run exported twice, int8 static (the default) and dynamic: {mode: bundle}."""
+    from domainft.export import export_run
+    from domainft.rundir import RunDir
+
+    spec = RunDir(run_dir).read_recipe("export").export
+    bundles = {}
+    for mode in ("static", "dynamic"):
+        bundles[mode] = out_dir / f"int8_{mode}_bundle"
+        start = time.perf_counter()
+        result = export_run(run_dir, spec.model_copy(update={"int8": True, "int8_mode": mode}), out=bundles[mode])
+        if not result.int8:
+            sys.exit(f"{mode} int8 was not written: {result.manifest['parity']['int8']['reason']}")
+        print(f"{mode}: exported in {time.perf_counter() - start:.0f} s", flush=True)
+    return bundles
+
+
+def scheme_predictors(bundles: dict[str, Path], threads: int) -> dict:
+    from domainft import serving
+
+    batched = serving.load(bundles["dynamic"], "int8", threads=threads)
+    batched.one_row_at_a_time = False  # as Optimum or any server that batches the file runs it
+    return {"fp32": serving.load(bundles["static"], "fp32", threads=threads),
+            "int8 dynamic, batched": batched,
+            "int8 dynamic, one text at a time (domainft.serving)": serving.load(bundles["dynamic"], "int8",
+                                                                                threads=threads),
+            "int8 static (calibrated)": serving.load(bundles["static"], "int8", threads=threads)}
+
+
+def batch_dependence(predictor, texts: list[str], batch_size: int) -> dict:
+    """Texts whose label differs between batch size 1 and `batch_size` (length-sorted batches, as
+    predict makes them), and the largest score difference."""
+    alone = predictor.predict(texts, batch_size=1)
+    batched = predictor.predict(texts, batch_size=batch_size)
+    flips = sum(a["label"] != b["label"] for a, b in zip(alone, batched))
+    diff = max(abs(a["scores"][k] - b["scores"][k]) for a, b in zip(alone, batched) for k in a["scores"])
+    return {"texts": len(texts), "label_changes": flips, "max_score_diff": diff, "batched": batched}
+
+
+def time_rounds(predictors: dict, lat_texts: list[str], texts: list[str], args) -> dict:
+    """Batch-1 ms per text and batch-N texts/s per runtime: wall and CPU time, medians over
+    args.rounds rounds, each round timing every runtime in turn."""
+    bs, times = args.batch_size, {name: {"b1_ms": [], "b1_cpu_ms": [], "bN": [], "bN_cpu": []} for name in predictors}
+    for p in predictors.values():  # warm up
+        p.predict(texts[:bs], batch_size=bs)
+        for t in lat_texts[:args.warmup]:
+            p.predict([t])
+    for r in range(args.rounds):
+        for name, p in predictors.items():
+            gc.collect()
+            gc.disable()
+            try:
+                wall, cpu = time.perf_counter(), time.process_time()
+                for t in lat_texts:
+                    p.predict([t])
+                times[name]["b1_ms"].append((time.perf_counter() - wall) * 1000 / len(lat_texts))
+                times[name]["b1_cpu_ms"].append((time.process_time() - cpu) * 1000 / len(lat_texts))
+                wall, cpu = time.perf_counter(), time.process_time()
+                p.predict(texts, batch_size=bs)
+                times[name]["bN"].append(len(texts) / (time.perf_counter() - wall))
+                times[name]["bN_cpu"].append(len(texts) / (time.process_time() - cpu))
+            finally:
+                gc.enable()
+        print(f"round {r + 1}/{args.rounds} done; load average {os.getloadavg()[0]:.2f}", flush=True)
+    return {name: {"batch1_median_ms": statistics.median(t["b1_ms"]), "batch1_best_ms": min(t["b1_ms"]),
+                   "batch1_cpu_ms": statistics.median(t["b1_cpu_ms"]),
+                   f"batch{bs}_sent_per_s": statistics.median(t["bN"]), f"batch{bs}_best_sent_per_s": max(t["bN"]),
+                   f"batch{bs}_sent_per_cpu_s": statistics.median(t["bN_cpu"])}
+            for name, t in times.items()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def int8_schemes(args) -> None:
+    from domainft.rundir import RunDir
+
+    model_dir = trained_model_dir(args.run_dir)
+    run_dir = model_dir.parent
+    set_threads(args.threads)
+    bundles = scheme_bundles(run_dir, args.out_dir)
+    splits = split_texts(run_dir)
+    predictors = scheme_predictors(bundles, args.threads)
+    bs = args.batch_size
+    val_texts = splits["validation"][0]
+    rows = []
+    for name, p in predictors.items():
+        row = {"runtime": name, "quality": {}, "batch_dependence": {}}
+        for split, (texts, gold) in splits.items():
+            dep = batch_dependence(p, texts, bs)
+            row["quality"][split] = scores(gold, labels_of(dep.pop("batched")))
+            row["batch_dependence"][split] = dep
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    load_before = os.getloadavg()[0]
+    timing = time_rounds(predictors, val_texts[:args.n_latency], val_texts, args)
+    for row in rows:
+        row["timing"] = timing[row["runtime"]]
+    manifests = {mode: json.loads((b / "domainft.json").read_text()) for mode, b in bundles.items()}
+    m, recipe = manifests["static"], RunDir(run_dir).read_recipe("export")
+    trained = {"base": m["base"], "tuning": m["tuning"]["method"], "epochs": recipe.train.epochs,
+               "data": str(recipe.data.path), "max_length": m["max_length"],
+               "run_validation": m["metrics"].get("validation"), "run_test": m["metrics"].get("test")}
+    report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_model(), "cpus": os.cpu_count(),
+              "threads": args.threads, "run_dir": str(run_dir), "run": trained, "batch_size": bs,
+              "rounds": args.rounds,
+              "latency_texts": len(val_texts[:args.n_latency]), "throughput_texts": len(val_texts),
+              "load_average_1m": {"before_timing": load_before, "after": os.getloadavg()[0]},
+              "export": {mode: {"files": m["files"], "int8": m["parity"]["int8"]} for mode, m in manifests.items()},
+              "pytorch_validation": manifests["static"]["parity"]["pytorch"], "rows": rows}
+    save_results(args.results, report, indent=2)
+    print_int8_schemes(report, args)
+
+
+def print_int8_schemes(report: dict, args) -> None:
+    bs, splits, load = report["batch_size"], list(report["rows"][0]["quality"]), report["load_average_1m"]
+    print(f"\n{report['cpu']}, {report['threads']} threads; batch 1 over {report['latency_texts']} validation "
+          f"texts, batch {bs} over {report['throughput_texts']}; medians of {report['rounds']} interleaved rounds; "
+          f"load average {load['before_timing']:.2f} -> {load['after']:.2f}\n")
+    print(f"| runtime | batch-1 ms (wall / CPU) | batch-{bs} sent/s (wall / per CPU-s) | "
+          + " | ".join(f"{s} acc / macro-F1" for s in splits)
+          + f" | label changes batch 1 vs {bs} ({' + '.join(splits)}) | max score diff |")
+    print("|---|---|---|" + "---|" * len(splits) + "---|---|")
+    for r in report["rows"]:
+        t, dep = r["timing"], r["batch_dependence"]
+        changes = sum(d["label_changes"] for d in dep.values())
+        total = sum(d["texts"] for d in dep.values())
+        print(f"| {r['runtime']} | {t['batch1_median_ms']:.2f} / {t['batch1_cpu_ms']:.2f} "
+              f"| {t[f'batch{bs}_sent_per_s']:.0f} / {t[f'batch{bs}_sent_per_cpu_s']:.0f} | "
+              + " | ".join(f"{r['quality'][s]['accuracy']:.4f} / {r['quality'][s]['macro_f1']:.4f}" for s in splits)
+              + f" | {changes} of {total} | {max(d['max_score_diff'] for d in dep.values()):.2e} |")
+    for mode, e in report["export"].items():
+        q = e["int8"]["quantization"]
+        print(f"- {mode}: model.int8.onnx {e['files']['int8']['mb']} MB, gate drop {e['int8']['drop_points']:.2f} "
+              f"points" + (f", {q['calibration_examples']} calibration examples" if mode == "static" else ""))
+    print(f"\nwrote {args.results}")
+
+
 def main() -> None:
     args = parse_args()
+    if args.int8_schemes:
+        int8_schemes(args)
+        return
     model_dir = trained_model_dir(args.run_dir)
     run_dir = model_dir.parent
     set_threads(args.threads)

@@ -18,8 +18,8 @@ def model_card(m: dict) -> str:
         f"| {files['fp32']['file']} | fp32 | {files['fp32']['mb']} |",
     ]
     if files["int8"]:
-        lines.append(f"| {files['int8']['file']} | int8 (dynamic, {int8['quantization']['preset']}) | "
-                     f"{files['int8']['mb']} |")
+        lines.append(f"| {files['int8']['file']} | int8 ({int8['quantization'].get('mode', 'dynamic')}, "
+                     f"{int8['quantization']['preset']}) | {files['int8']['mb']} |")
     lines += ["", "## Quality", "", "| split | " + " | ".join(_metric_names(m)) + " |",
               "|---|" + "---|" * len(_metric_names(m))]
     for split, scores in m["metrics"].items():
@@ -32,6 +32,7 @@ def model_card(m: dict) -> str:
         lines.append(f"int8: {shown} on validation, {int8['drop_points']:.2f} points below PyTorch "
                      f"(limit {int8['max_drop_points']:g}); "
                      + ("written." if int8["written"] else f"not written: {int8['reason']}"))
+        lines.append(_int8_scheme(int8["quantization"]))
     if m.get("lexicon"):
         lines += ["", f"The tokenizer carries {m['lexicon']['terms_added']} domain terms added as whole-word "
                       "tokens; tokenizer.json holds them."]
@@ -40,6 +41,18 @@ def model_card(m: dict) -> str:
               'load(".").predict(["some text"])', "", "from optimum.onnxruntime import " + _ort_class(m),
               f'model = {_ort_class(m)}.from_pretrained(".")', "```", ""]
     return "\n".join(lines)
+
+
+def _int8_scheme(q: dict) -> str:
+    if q.get("mode") == "static":
+        return (f"int8 is static: {q['weights']} weights per channel, {q['activations']} activations whose "
+                f"ranges were calibrated ({q.get('calibration_method', 'MinMax')}) on "
+                f"{q['calibration_examples']} {q.get('calibration_split', 'validation')} examples and are "
+                "constants in the graph (QDQ), so a text's int8 scores are the same whatever it is batched "
+                "with.")
+    return ("int8 is dynamic: each layer's activation scale is computed at run time over the whole batch, "
+            "padding included, so a text's int8 scores can change with the texts batched with it; "
+            "domainft.serving runs this model one text at a time (serve model.onnx to batch).")
 
 
 def _metric_names(m: dict) -> list[str]:

@@ -1,6 +1,7 @@
 """`domainft export`: a trained run -> a self-contained ONNX bundle that other apps serve.
 
-The bundle holds model.onnx (fp32), model.int8.onnx (dynamic int8, when it keeps validation
+The bundle holds model.onnx (fp32), model.int8.onnx (int8, static by default: calibrated on the
+validation set, so a text's scores never depend on its batch; written when it keeps validation
 quality), the tokenizer, config.json with the labels, a domainft.json manifest and a model card.
 LoRA is merged first (method.to_plain); adapters stay in the graph. Nothing is written unless the
 fp32 graph reproduces PyTorch's logits on the validation set (the parity gate).
@@ -9,8 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import signal
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -67,7 +72,7 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     names = [n for n in INPUTS if n in trained.tokenizer.model_input_names]
     threads = torch.get_num_threads()
 
-    with staged_dir(out) as tmp:
+    with signals_raise(), staged_dir(out) as tmp:  # SIGTERM / SIGHUP clean up as Ctrl-C does
         to_onnx(plain, trained.tokenizer, names, tmp / FP32_FILE, spec.opset, trained.task.words_as_input)
         plain.config.save_pretrained(tmp)  # labels, and the architecture optimum's ORTModel reads
         trained.tokenizer.save_pretrained(tmp)  # tokenizer.json carries the lexicon's added tokens
@@ -92,8 +97,9 @@ def check_bundle_target(out: Path, run: RunDir) -> None:
     if target == run_path or run_path.is_relative_to(target) or target.is_relative_to(run.model_dir.resolve()):
         raise DomainftError(f"export --out: {out} is (or holds) the run {run.path} itself; the bundle would "
                             f"replace it. Give a directory of its own, e.g. {run.bundle_dir}")
-    if out.exists() and not out.is_dir():
-        raise DomainftError(f"export --out: {out} is a file; give a directory for the bundle")
+    blocked = next((d for d in (out, *out.parents) if d.exists() and not d.is_dir()), None)
+    if blocked is not None:
+        raise DomainftError(f"export --out: {blocked} is a file; give a directory for the bundle")
     if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
         raise DomainftError(f"export --out: {out} holds files that are not an earlier bundle; only an empty "
                             "directory or an earlier bundle is replaced. Choose another --out")
@@ -159,20 +165,26 @@ def check_fp32(batches: Batches, reference, trained, path: Path, validation, thr
 
 def check_int8(batches: Batches, reference_logits, trained, tmp: Path, validation, spec, reference: dict,
                threads: int, echo) -> dict:
-    """Quantize (the fused graph, when fusing keeps PyTorch's logits), score on the validation set,
-    and keep the file only within spec.max_int8_drop."""
+    """Quantize, score on the validation set, and keep the file only within spec.max_int8_drop.
+    static (spec.int8_mode): the plain graph, activation ranges calibrated on spec.calibration_examples
+    validation examples; dynamic: the fused graph, when fusing keeps PyTorch's logits."""
     path = tmp / INT8_FILE
-    with tempfile.TemporaryDirectory() as scratch:
-        source, fused = tmp / FP32_FILE, None
-        if spec.fuse:
-            fused = fuse_checked(tmp / FP32_FILE, Path(scratch) / "fused.onnx", trained.model.config,
+    static = spec.int8_mode == "static"
+    with scratch_dir(tmp) as scratch:
+        source, fused, options = tmp / FP32_FILE, None, {}
+        if static:
+            options["calibration"] = Batches.rows(validation, list(batches.feeds[0]), spec.calibration_examples)
+        elif spec.fuse:
+            fused = fuse_checked(tmp / FP32_FILE, scratch / "fused.onnx", trained.model.config,
                                  batches, reference_logits, threads, echo)
-            source = Path(scratch) / "fused.onnx" if fused else source
-        settings = {**quantize(source, path, spec.quantization), "fused": fused}
+            source = scratch / "fused.onnx" if fused else source
+        settings = {**quantize(source, path, spec.quantization, **options), "fused": fused}
     scores = quality(trained.task, batches.onnx_logits(session(path, threads)), validation, trained.labels)
     drop = drop_points(reference, scores)
     shown = ", ".join(f"{k} {reference[k]:.4f} -> {scores[k]:.4f}" for k in scores)
-    echo(f"int8 ({spec.quantization}): {shown}; drop {drop:.2f} points (limit {spec.max_int8_drop:g})")
+    how = (f"static, {settings['calibration_examples']} calibration examples" if settings["mode"] == "static"
+           else "dynamic")
+    echo(f"int8 ({how}, {spec.quantization}): {shown}; drop {drop:.2f} points (limit {spec.max_int8_drop:g})")
     info = {"quantization": settings, "metrics": scores, "drop_points": drop,
             "max_drop_points": spec.max_int8_drop, "written": drop <= spec.max_int8_drop, "reason": None}
     if not info["written"]:
@@ -182,6 +194,48 @@ def check_int8(batches: Batches, reference_logits, trained, tmp: Path, validatio
                           "try another export.quantization")
         echo(f"int8 not written: {info['reason']}")
     return info
+
+
+@contextmanager
+def scratch_dir(staging: Path):
+    """A scratch directory inside the staging directory, for the fused graph and for the temporary
+    files ONNX Runtime's optimizer and quantizer make with `tempfile` (a model copy each): all go
+    with it on the way out, and after a SIGKILL they are inside the hidden staging directory, which
+    the next export of the bundle removes first, rather than in /tmp."""
+    scratch = staging / ".scratch"
+    scratch.mkdir()
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def signals_raise():
+    """SIGTERM and SIGHUP (`kill`, `timeout`, a closed terminal, a CI job cancelled) raise SystemExit
+    while the block runs, so that cleanup (the staged bundle, scratch files) runs as on Ctrl-C;
+    their default action ends the process on the spot. Handlers an application installed are left
+    alone, and so is every thread but the main one (only it can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    saved = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            saved[number] = signal.signal(number, raise_exit)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
 
 
 # onnxruntime.transformers.optimizer's graph patterns, by config.model_type.
@@ -226,28 +280,76 @@ QUANTIZATION_PRESETS = {"avx2": ("avx512", {"reduce_range": True}), "avx2_u8u8":
                         "avx512": ("avx512", {}), "avx512_vnni": ("avx512_vnni", {}), "arm64": ("arm64", {})}
 
 
-def quantize(src: Path, dst: Path, preset: str) -> dict:
-    """Dynamic int8 quantization with the settings of QUANTIZATION_PRESETS[preset]; returns them."""
+STATIC_OPERATORS = ["MatMul", "Gather"]  # a transformer's weights: its projections and embedding tables
+
+
+def quantize(src: Path, dst: Path, preset: str, calibration: Batches | None = None) -> dict:
+    """int8 quantization with the weight settings of QUANTIZATION_PRESETS[preset]; returns them.
+
+    With `calibration` (input feeds, one example each), static: per-channel int8 weights, uint8
+    activations whose ranges (min / max over the calibration examples) are constants in the graph
+    (QDQ format; ONNX Runtime runs each MatMul as an integer kernel). A row's result then depends on
+    that row only: the same text scores the same whatever it is batched with. Without, dynamic: each
+    MatMul quantizes its input with a scale computed over the whole input tensor at run time, that
+    is over every row of the batch, padding included, so a text's scores shift with its companions."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     optimum_preset, options = QUANTIZATION_PRESETS[preset]
-    config = getattr(AutoQuantizationConfig, optimum_preset)(is_static=False, **options)
-    operators = [getattr(o, "value", o) for o in config.operators_to_quantize]
+    config = getattr(AutoQuantizationConfig, optimum_preset)(is_static=calibration is not None, **options)
     weights = QuantType.QInt8 if config.weights_dtype.name == "QInt8" else QuantType.QUInt8
-    # Fused contrib operators have no ONNX shape inference: their outputs are float (DefaultTensorType).
+    settings = {"preset": preset, "weights": config.weights_dtype.name, "activations": config.activations_dtype.name,
+                "per_channel": config.per_channel, "reduce_range": config.reduce_range}
     root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice is for static quantization
+    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: shapes are inferred anyway
     try:
+        if calibration is not None:
+            return {**settings, **_quantize_static(src, dst, config, weights, calibration)}
+        from onnxruntime.quantization import quantize_dynamic
+
+        operators = [getattr(o, "value", o) for o in config.operators_to_quantize]
+        # Fused contrib operators have no ONNX shape inference: their outputs are float (DefaultTensorType).
         quantize_dynamic(src, dst, per_channel=config.per_channel, reduce_range=config.reduce_range,
                          weight_type=weights, op_types_to_quantize=operators,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        return {**settings, "mode": "dynamic", "operators": operators}
     finally:
         root.setLevel(level)
-    return {"preset": preset, "mode": "dynamic", "weights": config.weights_dtype.name,
-            "activations": config.activations_dtype.name, "per_channel": config.per_channel,
-            "reduce_range": config.reduce_range, "operators": operators}
+
+
+class _Feeds:
+    """onnxruntime.quantization's CalibrationDataReader over a list of feeds."""
+
+    def __init__(self, feeds: list[dict]):
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+
+def _quantize_static(src: Path, dst: Path, config, weights, calibration: Batches) -> dict:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    # MatMuls of two activations (attention scores, attention context) stay fp32: they hold no
+    # weights, and with fixed ranges their inputs lost a point of validation accuracy on FPB.
+    graph = onnx.load(str(src), load_external_data=False).graph
+    weights_in = {i.name for i in graph.initializer}
+    activations_only = [n.name for n in graph.node if n.op_type == "MatMul" and not set(n.input) & weights_in]
+    quantize_static(
+        src, dst, _Feeds(calibration.feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=STATIC_OPERATORS,
+        nodes_to_exclude=activations_only, per_channel=True, reduce_range=config.reduce_range,
+        activation_type=QuantType.QUInt8, weight_type=weights, calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"WeightSymmetric": config.weights_symmetric,
+                       "ActivationSymmetric": config.activations_symmetric,
+                       # MatMul outputs stay float: ONNX Runtime fuses DequantizeLinear -> MatMul into
+                       # MatMulIntegerToFloat (dynamic int8's batch-32 speed here) instead of requantizing.
+                       "OpTypesToExcludeOutputQuantization": ["MatMul"]})
+    return {"mode": "static", "format": "QDQ", "per_channel": True, "activations": "QUInt8",
+            "operators": list(STATIC_OPERATORS), "fp32_matmuls": len(activations_only),
+            "calibration_method": "MinMax",
+            "calibration_examples": len(calibration.feeds), "calibration_split": "validation"}
 
 
 def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, tmp: Path) -> dict:

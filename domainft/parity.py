@@ -29,6 +29,14 @@ class Batches:
             feeds.append({name: columns[name] for name in input_names})
         return cls(feeds)
 
+    @classmethod
+    def rows(cls, dataset, input_names: list[str], limit: int) -> Batches:
+        """Up to `limit` examples of `dataset`, evenly spaced, one unpadded example per feed: static
+        int8's calibration set (padding never enters the activation ranges)."""
+        n = len(dataset)
+        picks = sorted({int(i) for i in np.linspace(0, n - 1, min(limit, n)).round()}) if n else []
+        return cls.of(dataset.select(picks), input_names, 0, batch_size=1)
+
     def torch_logits(self, model) -> list[np.ndarray]:
         import torch
 

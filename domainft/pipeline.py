@@ -101,6 +101,8 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
         return trainer, settings
     if checkpoint:
         echo(f"resuming from {checkpoint}")
+    elif plan.resume:
+        echo("resuming: no checkpoint was complete yet; training from the start")
     started = time.perf_counter()
     with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)

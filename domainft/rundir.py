@@ -251,10 +251,9 @@ def _plan_resume(recipe: Recipe, final: RunDir, staging: RunDir) -> RunPlan:
         raise DomainftError(f"--resume: the run in {work.path} already finished; "
                             "set output.overwrite=true to train it again")
     trained = work.training_done()
+    # No complete checkpoint yet (stopped before its first save finished): training starts over,
+    # which with the recipe's seed is the run it would have been.
     checkpoint = trained["best_checkpoint"] if trained else work.last_checkpoint()
-    if checkpoint is None:
-        raise DomainftError(f"--resume: {work.path} has no complete checkpoint yet (the run stopped before "
-                            "its first evaluation was saved); run again without --resume")
     return RunPlan(final, work, resume=True, checkpoint=checkpoint, trained=trained)
 
 

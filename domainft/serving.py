@@ -1,6 +1,8 @@
 """Predict with an exported bundle (`domainft export`) without torch or transformers: only
 onnxruntime, tokenizers and numpy. Batching, long NER inputs in overlapping windows, the same
-outputs as a trained model's `predict`.
+outputs as a trained model's `predict`. A Predictor may be shared between threads, and a text's
+result does not depend on the texts batched with it (dynamic int8, whose scales are computed per
+batch, runs one text at a time).
 
     from domainft.serving import load
     clf = load("runs/finance_sentiment/onnx")
@@ -51,6 +53,21 @@ def pad(rows: list[list[int]], value: int) -> np.ndarray:
     return np.array([r + [value] * (width - len(r)) for r in rows], dtype=np.int64)
 
 
+def stack_rows(outputs: list[np.ndarray]) -> np.ndarray:
+    """One batch from per-row logits; token logits padded to the longest row with -100."""
+    if outputs[0].ndim == 2:
+        return np.concatenate(outputs)
+    width = max(o.shape[1] for o in outputs)
+    return np.concatenate([np.pad(o, ((0, 0), (0, width - o.shape[1]), (0, 0)), constant_values=-100.0)
+                           for o in outputs])
+
+
+def int8_mode(manifest: dict) -> str:
+    """'static' or 'dynamic': how the bundle's int8 model was quantized (bundles from before static
+    int8 are dynamic)."""
+    return ((manifest.get("parity", {}).get("int8") or {}).get("quantization") or {}).get("mode", "dynamic")
+
+
 class Predictor:
     """A bundle ready to predict. precision: 'auto' (int8 when the bundle has it), 'fp32', 'int8'."""
 
@@ -70,9 +87,18 @@ class Predictor:
         self.precision = "int8" if precision == "int8" or (precision == "auto" and has_int8) else "fp32"
         self.session = session(self.dir / (INT8_FILE if self.precision == "int8" else FP32_FILE), threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        # Dynamic int8 (bundles before static int8, or export.int8_mode: dynamic) scales each MatMul's
+        # input by the whole batch's range: only a batch of one keeps a text's result its own.
+        self.one_row_at_a_time = self.precision == "int8" and int8_mode(self.manifest) != "static"
+        # Two tokenizers, configured once here and never changed: a Predictor is shared between threads,
+        # and changing a tokenizers.Tokenizer's settings while another thread encodes with it raises
+        # "Already borrowed". `tokenizer` (no truncation) splits NER words; classification truncates.
         self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
+        self._truncating = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
+        self._truncating.no_padding()
+        self._truncating.enable_truncation(self.manifest["max_length"])
         self.special = self.manifest["special_tokens"]
 
     @property
@@ -98,15 +124,18 @@ class Predictor:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """Classification logits for one batch of texts (truncated to the trained max length)."""
-        self.tokenizer.enable_truncation(self.manifest["max_length"])
-        try:
-            encodings = self.tokenizer.encode_batch(list(texts))
-        finally:
-            self.tokenizer.no_truncation()
+        encodings = self._truncating.encode_batch(list(texts))
         return self.run([e.ids for e in encodings], [e.type_ids for e in encodings])
 
     def run(self, rows: list[list[int]], type_ids: list[list[int]] | None = None) -> np.ndarray:
-        """Logits for token-id rows, padded to the longest."""
+        """Logits for token-id rows, padded to the longest (token logits beyond a row's length are
+        padding, never read)."""
+        if self.one_row_at_a_time and len(rows) > 1:
+            types = type_ids or [None] * len(rows)
+            return stack_rows([self._run([r], [t] if t is not None else None) for r, t in zip(rows, types)])
+        return self._run(rows, type_ids)
+
+    def _run(self, rows: list[list[int]], type_ids: list[list[int]] | None = None) -> np.ndarray:
         feed = {"input_ids": pad(rows, self.special["pad"]),
                 "attention_mask": pad([[1] * len(r) for r in rows], 0),
                 "token_type_ids": pad(type_ids or [[0] * len(r) for r in rows], 0)}
