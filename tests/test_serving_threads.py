@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domainft import run
-from domainft.recipe import Recipe
 from domainft.serving import load as load_bundle
 
-from conftest import ROOT, SAMPLE
+import contract
 
 TOL = 1e-5  # on scores and logits: "the same answer"
 NORMAL = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
@@ -29,15 +27,7 @@ def trained_bundle(tiny_base, tmp_path_factory, task: str) -> Path:
     out = tmp_path_factory.getbasetemp() / f"serving_{task}" / "run"
     bundle = out / "onnx"
     if not (bundle / "domainft.json").is_file():
-        if task == "ner":
-            raw = {"task": "ner", "data": {"format": "conll", "path": str(ROOT / "data" / "medical_ner"),
-                                           "max_length": 32, "stride": 8},
-                   "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 3}}
-        else:
-            raw = {"data": {"format": "phrasebank", "path": str(SAMPLE), "max_length": 64},
-                   "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}}
-        raw.update(name=f"serving_{task}", base=str(tiny_base), output={"dir": str(out)}, export={"enabled": True})
-        run(Recipe.from_dict(raw), progress=False, echo=lambda *a: None)
+        contract.quiet_run(contract.recipe(task, "full", tiny_base, out, export={"enabled": True}))
     return bundle
 
 
