@@ -109,13 +109,17 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
            max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
            opset: Optional[int] = typer.Option(None, help="ONNX opset"),
            fuse: Optional[bool] = typer.Option(None, "--fuse/--no-fuse",
-                                               help="quantize the ONNX Runtime-fused graph"),
+                                               help="dynamic int8: quantize the ONNX Runtime-fused graph"),
+           int8_mode: Optional[str] = typer.Option(
+               None, "--int8-mode", help="static (calibrated scales: answers independent of the batch) or dynamic"),
+           calibration_examples: Optional[int] = typer.Option(
+               None, help="static int8: validation examples that calibrate the activation scales"),
            code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation.
 
     Settings default to the run's recipe `export:` section; options override them."""
     given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset,
-             "fuse": fuse}
+             "fuse": fuse, "int8_mode": int8_mode, "calibration_examples": calibration_examples}
     try:
         import_code(code)
         from domainft.export import export_run
