@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,9 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
         dedup=_deduplicate, split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
     report.update(layout)
     labels = _label_set(spec.labels, train, validation + test)
+    if spec.labels is None and spec.label_names is not None:  # the names' order, as the mapping lists them
+        order = list(spec.label_names.values())
+        labels = sorted(labels, key=order.index)
     report["train_label_counts"] = dict(sorted(Counter(e.label for e in train).items()))
     if s.group_column:
         report["groups"] = _group_counts(s.group_column, train, validation, test)
@@ -92,6 +95,8 @@ def _checked(examples: list[Example], path: Path, spec: DataSpec) -> list[Exampl
         fmt = detect_format(path, spec.format)
         raise DataError(f"{path}: holds no examples (read as data.format {fmt}{EXPECTED.get(fmt, '')}); "
                         "check data.path / data.train and data.format")
+    if spec.label_names is not None:
+        examples = [_named(ex, spec.label_names) for ex in examples]
     declared = spec.labels
     for ex in examples:
         if not ex.text:
@@ -101,6 +106,15 @@ def _checked(examples: list[Example], path: Path, spec: DataSpec) -> list[Exampl
         if declared is not None and ex.label not in declared:
             raise _undeclared(ex, declared)
     return examples
+
+
+def _named(ex: Example, names: dict[str, str]) -> Example:
+    """The example with its label (and reference rater's label) replaced by data.label_names' name."""
+    if ex.label not in names:
+        raise DataError(f"data.label_names: {ex.where}: label {ex.label!r} has no name there (it names "
+                        f"{', '.join(map(repr, names))}); add it, or fix the row")
+    reference = names.get(ex.reference, ex.reference) if ex.reference is not None else None
+    return replace(ex, label=names[ex.label], reference=reference)
 
 
 EXPECTED = {"phrasebank": ": `sentence@label` lines", "csv": ": a header row, then one row per example",

@@ -222,8 +222,12 @@ def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
         text = fields.text_of(row)
     except CellError as e:
         raise DataError(f"{path} line {line}: {e}") from None
-    return Example(text, as_text(row[fields.label_column]), str(path), line, fields.reference_of(row),
-                   fields.group_of(row))
+    label = row[fields.label_column]
+    if isinstance(label, (list, dict)):
+        raise DataError(f"{path} line {line}: {fields.label_column} holds a {type(label).__name__} ({label!r}); "
+                        "single-label classification takes one label per example. Several labels per "
+                        "example are multi-label data: keep one label per row, or leave such rows out")
+    return Example(text, as_text(label), str(path), line, fields.reference_of(row), fields.group_of(row))
 
 
 def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -> list[Example]:

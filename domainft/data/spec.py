@@ -106,6 +106,10 @@ class DataSpec(Section):
     text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
     label_column: str = "label"
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
+    label_names: dict[str, str] | None = Field(
+        None, description="raw label value -> the name shown everywhere ({0: negative, 1: neutral}): in "
+        "metrics, the model's id2label, predictions; every value in the data needs a name, and "
+        "data.labels (when given) lists names")
     encoding: str | None = Field(None, description="default: utf-8 (latin-1 for phrasebank)")
     delimiter: str | None = Field(None, description="csv/tsv cell separator; default ',' (csv), tab (tsv)")
     missing_values: list[str] = Field(default_factory=list, description="cell contents that mean "
@@ -145,6 +149,25 @@ class DataSpec(Section):
         # `labels: [1, 2, 3]` in YAML gives ints; cells are text.
         return [cell_text(v) for v in value] if isinstance(value, list) else value
 
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _names_as_texts(cls, value: Any) -> Any:
+        # YAML reads `0: negative` with an int key; cells are text.
+        if isinstance(value, Mapping):
+            return {cell_text(k): cell_text(v) for k, v in value.items()}
+        return value
+
+    @field_validator("label_names")
+    @classmethod
+    def _distinct_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if any(not name for name in value.values()):
+                raise ValueError("a label name is empty")
+            twice = sorted({n for n in value.values() if list(value.values()).count(n) > 1})
+            if twice:
+                raise ValueError(f"{', '.join(map(repr, twice))} names two label values; give each its own name")
+        return value
+
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, value: str | None) -> str | None:
@@ -159,6 +182,14 @@ class DataSpec(Section):
         except ValueError as e:  # unbalanced braces
             raise field_error("data.text_template", f"not a valid template ({e}); write columns as "
                                                      "{name} and a literal brace as {{ or }}") from None
+        if self.label_column in self.columns:
+            raise field_error(f"data.columns.{self.label_column}", "is the label column: column options shape "
+                              "input text; name label values with data.label_names ({0: negative, ...})")
+        if self.label_names is not None and self.labels is not None:
+            unnamed = [label for label in self.labels if label not in self.label_names.values()]
+            if unnamed:
+                raise field_error("data.labels", f"{', '.join(map(repr, unnamed))} is not one of the names in "
+                                  "data.label_names; with label_names, data.labels lists names")
         for name in inputs:
             if name in self.leak_columns or name in (self.label_column, self.reference_column):
                 raise field_error("data.text_template", f"uses column {name!r}, which is the label, "
