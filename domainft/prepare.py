@@ -97,7 +97,8 @@ def echo_data(report: dict, echo) -> None:
     c = report["counts"]
     line = f"data: train {c['train']}, validation {c['validation']}, test {c['test']}"
     if "conflicting_rows_removed" in report:
-        line += (f"; removed {report['duplicates_removed']} exact duplicates and "
+        kind = "near-duplicates" if report.get("duplicates") == "normalized" else "exact duplicates"
+        line += (f"; removed {report['duplicates_removed']} {kind} and "
                  f"{report['conflicting_rows_removed']} rows of {report['conflicting_texts_removed']} "
                  "texts with conflicting labels")
     elif "duplicates_removed" in report:  # generation: pairs have no label to conflict on

@@ -16,7 +16,7 @@ from domainft.data.readers import (
     read_examples,
     read_text,
 )
-from domainft.data.splits import deduplicate, group_split, shared_groups, stratified_split
+from domainft.data.splits import deduplicate, group_split, normalized_text, shared_groups, stratified_split
 from domainft.data.wide import read_wide, resolve_multi_category
 from domainft.errors import DataError
 
@@ -38,13 +38,14 @@ class DataBundle:
 
 def prepare_examples(spec: DataSpec) -> DataBundle:
     fields = TextFields.of(spec)
-    report: dict = {}
+    same = normalized_text if spec.duplicates == "normalized" else str  # which texts count as one
+    report: dict = {"duplicates": spec.duplicates}
     s = spec.split
     kind = f"group split by {s.group_column!r}" if s.group_column else "split"
     train, validation, test, layout = read_and_split(
         spec, read=lambda p: _checked(_read(p, spec, fields, report), p, spec),
-        split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: e.text,
-        dedup=_deduplicate, split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
+        split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: same(e.text),
+        dedup=lambda exs: _deduplicate(exs, same), split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
     report.update(layout)
     labels = _label_set(spec.labels, train, validation + test)
     if spec.labels is None and spec.label_names is not None:  # the names' order, as the mapping lists them
@@ -56,8 +57,8 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
     return DataBundle(train, validation, test, labels, report)
 
 
-def _deduplicate(examples: list[Example]) -> tuple[list[Example], dict]:
-    examples, dedup = deduplicate(examples)
+def _deduplicate(examples: list[Example], same=str) -> tuple[list[Example], dict]:
+    examples, dedup = deduplicate(examples, same)
     return examples, {"duplicates_removed": dedup.duplicates_removed,
                       "conflicting_texts_removed": dedup.conflicting_texts,
                       "conflicting_rows_removed": dedup.conflicting_rows_removed}

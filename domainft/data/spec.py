@@ -124,6 +124,9 @@ class DataSpec(Section):
     ordinal: bool = Field(False, description="data.labels are ordered from most to least severe; "
                           "adds under/over rates (predicted less/more severe than gold)")
     dedup: bool = True
+    duplicates: Literal["exact", "normalized"] = Field(
+        "exact", description="classification: which texts count as the same for removing duplicates and "
+        "checking train/test overlap: exact, or normalized (case, punctuation and spacing ignored)")
     max_length: int = Field(128, ge=8, le=8192, description="tokens; classification truncates longer "
                             "texts, ner splits them into overlapping windows")
     # ner only

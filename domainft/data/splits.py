@@ -1,7 +1,9 @@
 """Exact-duplicate removal and seeded, stratified train/validation/test splits."""
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domainft.data.readers import Example
@@ -15,26 +17,35 @@ class DedupReport:
     conflicting_rows_removed: int
 
 
-def deduplicate(examples: list[Example]) -> tuple[list[Example], DedupReport]:
-    """Drop exact duplicates, and texts labelled in contradiction (no reliable ground truth).
+def deduplicate(examples: list[Example], key: Callable[[str], str] = str) -> tuple[list[Example], DedupReport]:
+    """Drop duplicates, and texts labelled in contradiction (no reliable ground truth); `key` says
+    which texts are the same (exact by default; normalized_text ignores case and punctuation).
 
     Leaving either in would let a test sentence also sit in the training set.
     """
     labels_by_text: dict[str, set[str]] = defaultdict(set)
     for ex in examples:
-        labels_by_text[ex.text].add(ex.label)
+        labels_by_text[key(ex.text)].add(ex.label)
     conflicting = {t for t, labels in labels_by_text.items() if len(labels) > 1}
     seen: set[str] = set()
     kept, duplicates, conflict_rows = [], 0, 0
     for ex in examples:
-        if ex.text in conflicting:
+        k = key(ex.text)
+        if k in conflicting:
             conflict_rows += 1
-        elif ex.text in seen:
+        elif k in seen:
             duplicates += 1
         else:
-            seen.add(ex.text)
+            seen.add(k)
             kept.append(ex)
     return kept, DedupReport(duplicates, len(conflicting), conflict_rows)
+
+
+def normalized_text(text: str) -> str:
+    """A text as near-duplicates share it: case folded, punctuation dropped, spacing collapsed
+    ("Sales rose 5%." and "sales rose 5 %" are the same)."""
+    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.casefold())
+    return " ".join(kept.split())
 
 
 def stratified_split(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Recipe fields that only text classification reads (tasks/base.py, Task.fields).
 FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column", "data.labels", "data.label_names",
-                    "data.columns",
+                    "data.columns", "data.duplicates",
                     "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
                     "data.ordinal", "data.split.group_column", "decision",
                     "lexicon", "train.class_weights", "train.label_smoothing", "export.enabled"})
