@@ -8,6 +8,7 @@ repair offered (`data.repair_tags`: an I-X that opens an entity becomes B-X) is 
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
 
 SCHEMES = ("iob2", "iob1", "bioes", "bilou")
 NER_FORMATS = ("conll", "jsonl")
-CORPUS_SUFFIXES = (".tsv", ".txt", ".conll", ".iob", ".jsonl", ".json")  # files a corpus directory may hold
 # File names looked for when data.path is a directory (NCBI-disease / CoNLL-2003 conventions).
-SPLIT_NAMES = {"train": ("train",), "validation": ("devel", "dev", "valid", "validation"), "test": ("test",)}
+# Split words in corpus file names; testa / testb are CoNLL-2003's development and test files.
+SPLIT_NAMES = {"train": ("train", "training"), "validation": ("devel", "dev", "valid", "validation", "val", "testa"),
+               "test": ("test", "testb")}
+DOC_SUFFIXES = (".md", ".rst", ".pdf", ".html", ".py", ".sh")  # files beside a corpus that are not data
 
 
 @dataclass
@@ -166,18 +169,40 @@ def to_iob2(sentence: Sentence, scheme: str, repair: bool) -> tuple[list[str], i
 # --- from the recipe to a bundle --------------------------------------------------------------
 
 def split_files(directory: Path) -> dict[str, Path]:
-    """train / validation / test files in a corpus directory, by their usual names."""
+    """train / validation / test files in a corpus directory, told by the split word in their names:
+    train.tsv / devel.tsv / test.tsv, eng.train / eng.testa / eng.testb (CoNLL-2003), wnut17train.conll /
+    emerging.dev.conll / emerging.test.annotated (WNUT-17), val.csv. Documentation files are skipped."""
     if not directory.is_dir():
         raise DataError(f"data.path: {directory} is not a directory")
-    found: dict[str, Path] = {}
-    for split, stems in SPLIT_NAMES.items():
-        for f in sorted(directory.iterdir()):
-            if f.is_file() and f.stem.lower() in stems and f.suffix.lower() in CORPUS_SUFFIXES:
-                found.setdefault(split, f)
+    files = [f for f in sorted(directory.iterdir())
+             if f.is_file() and not f.name.startswith(".") and f.suffix.lower() not in DOC_SUFFIXES]
+    found: dict[str, list[Path]] = {}
+    for f in files:
+        split = split_of(f.name)
+        if split is not None:
+            found.setdefault(split, []).append(f)
+    listing = ", ".join(f.name for f in files) or "no data files"
+    for split, paths in found.items():
+        if len(paths) > 1:
+            raise DataError(f"data.path: {directory} holds several {split} files ({', '.join(p.name for p in paths)}); "
+                            "name the files with data.train, data.validation and data.test instead")
     if "train" not in found:
-        raise DataError(f"data.path: {directory} holds no train file (train.tsv, train.txt, train.conll "
-                        "or train.jsonl); give data.train (and data.validation, data.test) instead")
-    return found
+        raise DataError(f"data.path: {directory} holds no train file (a name with 'train' in it, e.g. train.tsv; "
+                        f"found: {listing}); give data.train (and data.validation, data.test) instead")
+    return {split: paths[0] for split, paths in found.items()}
+
+
+def split_of(name: str) -> str | None:
+    """The split a corpus file's name says: a whole word first (dev, testa...), else a word holding
+    a split word of four or more letters (wnut17train, NCBItrainset); None for neither."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    for split, names in SPLIT_NAMES.items():
+        if any(w in names for w in words):
+            return split
+    for split, names in SPLIT_NAMES.items():
+        if any(n in w for w in words for n in names if len(n) >= 4):
+            return split
+    return None
 
 
 def prepare_sentences(spec: DataSpec) -> NerBundle:
