@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Mapping
 
 from domainft.data.cells import CellError, as_text, is_missing, render
 from domainft.data.spec import template_fields
+from domainft.data.tables import TABLE_FORMATS, is_saved_dataset, table_rows
 from domainft.errors import DataError
 from domainft.jsonl import jsonl_records
 
 if TYPE_CHECKING:
     from domainft.data.spec import ColumnSpec, DataSpec
 
-FORMATS = ("csv", "tsv", "jsonl", "phrasebank", "wide_lists")
+FORMATS = ("csv", "tsv", "jsonl", "phrasebank", "wide_lists", *TABLE_FORMATS)
 DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1",
                     "wide_lists": "utf-8-sig"}
-SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "phrasebank"}
+SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "phrasebank",
+                 ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class TextFields:
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
+    if is_saved_dataset(path):
+        return "hf_dataset"
     _not_a_directory(path)
     suffix = _data_suffix(path)
     found = SUFFIX_FORMAT.get(suffix)
@@ -114,8 +118,8 @@ def detect_format(path: Path, fmt: str) -> str:
 
 def _not_a_directory(path: Path) -> None:
     if path.is_dir():
-        raise DataError(f"{path}: a directory, not a data file; give the file itself (only task: ner reads a "
-                        "corpus directory, as data.path)")
+        raise DataError(f"{path}: a directory, not a data file; give the file itself (directories are read as "
+                        "a saved Hugging Face dataset, with state.json, or by task: ner as a corpus folder)")
 
 
 def _data_suffix(path: Path) -> str:
@@ -183,6 +187,8 @@ def read_examples(path: Path, fmt: str, fields: TextFields, encoding: str | None
                   delimiter: str | None = None) -> list[Example]:
     """One example per row of a csv / tsv / jsonl / phrasebank file (wide tables: data/wide.py)."""
     fmt = detect_format(path, fmt)
+    if fmt in TABLE_FORMATS:
+        return _read_table(path, fmt, fields)
     text = read_text(path, encoding or DEFAULT_ENCODING[fmt])
     check_not_empty(path, text, fmt)
     if fmt == "phrasebank":
@@ -256,6 +262,15 @@ def _rows(path: Path, reader: csv.DictReader, delimiter: str):
             line = reader.line_num + 1
     except csv.Error as e:
         raise DataError(f"{path} line {reader.line_num}: {e}") from None
+
+
+def _read_table(path: Path, fmt: str, fields: TextFields) -> list[Example]:
+    """Parquet / a saved `datasets` directory: row N is reported as line N (1-based)."""
+    columns, rows = table_rows(path, fmt)
+    if not rows:
+        raise DataError(f"{path}: holds no rows (read as data.format {fmt})")
+    _check_columns(path, columns, fields)
+    return [_example(path, n, row, fields) for n, row in enumerate(rows, start=1)]
 
 
 def _read_jsonl(path: Path, text: str, fields: TextFields) -> list[Example]:

@@ -93,7 +93,8 @@ class WideSpec(Section):
 
 
 class DataSpec(Section):
-    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists", "parquet", "hf_dataset"] = \
+        "auto"
     path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
                                                 "directory with train/devel/test files")
     train: Path | None = None
