@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from domainft.data.spec import DataSpec
 
 SCHEMES = ("iob2", "iob1", "bioes", "bilou")
-NER_FORMATS = ("conll", "jsonl")
+NER_FORMATS = ("conll", "jsonl", "token_table")
 # File names looked for when data.path is a directory (NCBI-disease / CoNLL-2003 conventions).
 # Split words in corpus file names; testa / testb are CoNLL-2003's development and test files.
 SPLIT_NAMES = {"train": ("train", "training"), "validation": ("devel", "dev", "valid", "validation", "val", "testa"),
@@ -94,6 +94,38 @@ def read_conll(path: Path, tag_index: int = -1, encoding: str = "utf-8") -> list
         sentences.append(Sentence(words, tags, str(path), start))
     if not sentences:
         raise DataError(f"{path}: no sentences found (expected `token<TAB>tag` lines separated by blank lines)")
+    return sentences
+
+
+def read_token_table(path: Path, spec: DataSpec, encoding: str = "utf-8") -> list[Sentence]:
+    """A token-per-row CSV / TSV (FiNER-ORD: gold_label, gold_token, doc_idx, sent_idx): consecutive
+    rows sharing data.sentence_columns' values are one sentence; tags (often integers) are named
+    by data.label_names."""
+    from domainft.data.readers import delimited_rows
+
+    delimiter = spec.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    columns, rows = delimited_rows(path, read_text(path, encoding), delimiter)
+    needed = {spec.tokens_column: "data.tokens_column", spec.tags_column: "data.tags_column",
+              **{c: "data.sentence_columns" for c in spec.sentence_columns}}
+    for column, setting in needed.items():
+        if column not in columns:
+            raise DataError(f"{setting}: {path} has no column {column!r} (its columns: {', '.join(columns)})")
+    names = spec.label_names
+    sentences: list[Sentence] = []
+    key = None
+    for line, row in rows:
+        tag = (row[spec.tags_column] or "").strip()
+        if names is not None:
+            if tag not in names:
+                raise DataError(f"data.label_names: {path} line {line}: tag {tag!r} has no name there (it names "
+                                f"{', '.join(map(repr, names))})")
+            tag = names[tag]
+        this = tuple(row[c] for c in spec.sentence_columns)
+        if this != key:
+            sentences.append(Sentence([], [], str(path), line))
+            key = this
+        sentences[-1].words.append(row[spec.tokens_column] or "")
+        sentences[-1].tags.append(tag)
     return sentences
 
 
@@ -245,6 +277,8 @@ def _read(path: Path, spec: DataSpec, report: dict) -> list[Sentence]:
     encoding = spec.encoding or "utf-8"
     if fmt == "conll":
         sentences = read_conll(path, spec.conll_tag_index, encoding)
+    elif fmt == "token_table":
+        sentences = read_token_table(path, spec, encoding)
     else:
         sentences = read_ner_jsonl(path, spec.tokens_column, spec.tags_column, encoding)
     for s in sentences:

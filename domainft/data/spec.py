@@ -93,8 +93,8 @@ class WideSpec(Section):
 
 
 class DataSpec(Section):
-    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "wide_lists", "parquet", "hf_dataset"] = \
-        "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "token_table", "wide_lists", "parquet",
+                    "hf_dataset"] = "auto"
     path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
                                                 "directory with train/devel/test files")
     train: Path | None = None
@@ -133,7 +133,10 @@ class DataSpec(Section):
     # ner only
     conll_tag_index: int = Field(-1, description="CoNLL column holding the tag (0 = the token)")
     tokens_column: str = Field("tokens", description="JSONL key of the token list (ner)")
-    tags_column: str = Field("tags", description="JSONL key of the tag list (ner)")
+    tags_column: str = Field("tags", description="JSONL key of the tag list (ner); format token_table: the "
+                             "column of each token's tag")
+    sentence_columns: list[str] = Field(default_factory=list, description="ner, format token_table: the "
+                                        "columns whose values a sentence's rows share (e.g. [doc_idx, sent_idx])")
     scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
     repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
     stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from domainft.data.spec import DataSpec
 
 # Recipe fields that only NER reads (tasks/base.py, Task.fields).
-FIELDS = frozenset({"data.labels", "data.conll_tag_index", "data.tokens_column", "data.tags_column", "data.scheme",
+FIELDS = frozenset({"data.labels", "data.label_names", "data.sentence_columns", "data.delimiter",
+                    "data.conll_tag_index", "data.tokens_column", "data.tags_column", "data.scheme",
                     "data.repair_tags", "data.stride", "lexicon", "train.class_weights", "train.label_smoothing",
                     "export.enabled"})
 
@@ -40,6 +41,9 @@ class NerTask(Task):
     def check_recipe(self, recipe) -> None:
         super().check_recipe(recipe)
         d = recipe.data
+        if (d.format == "token_table") != bool(d.sentence_columns):
+            raise field_error("data.sentence_columns", "format token_table needs the columns that tell a sentence's "
+                              "rows apart (e.g. [doc_idx, sent_idx]), and only it reads them; set both or neither")
         if d.stride > d.max_length // 2:
             raise field_error("data", f"`stride` ({d.stride}) must be at most half of `max_length` "
                                       f"({d.max_length}) so that windows advance")
