@@ -11,6 +11,13 @@ from pydantic import Field, field_validator, model_validator
 from domainft.schema import Section, cell_text, field_error
 
 
+def texts_mapping(value: Any) -> Any:
+    """A YAML mapping with its keys and values as cell text (`{1: female}` -> `{'1': 'female'}`)."""
+    if isinstance(value, Mapping):
+        return {cell_text(k): cell_text(v) for k, v in value.items()}
+    return value
+
+
 def template_fields(template: str) -> list[str]:
     """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
     return [*dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f)]
@@ -65,10 +72,7 @@ class ColumnSpec(Section):
     @field_validator("values", mode="before")
     @classmethod
     def _codes_as_text(cls, value: Any) -> Any:
-        # YAML reads `1: female` with an int key; cells are text.
-        if isinstance(value, Mapping):
-            return {cell_text(k): cell_text(v) for k, v in value.items()}
-        return value
+        return texts_mapping(value)  # YAML reads `1: female` with an int key
 
     @model_validator(mode="after")
     def _one_kind(self) -> ColumnSpec:
@@ -159,10 +163,7 @@ class DataSpec(Section):
     @field_validator("label_names", mode="before")
     @classmethod
     def _names_as_texts(cls, value: Any) -> Any:
-        # YAML reads `0: negative` with an int key; cells are text.
-        if isinstance(value, Mapping):
-            return {cell_text(k): cell_text(v) for k, v in value.items()}
-        return value
+        return texts_mapping(value)  # YAML reads `0: negative` with an int key
 
     @field_validator("label_names")
     @classmethod
