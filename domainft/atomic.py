@@ -30,14 +30,19 @@ def staged_dir(final: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # The old directory is moved aside, not deleted, until the new one is in place: at every
-    # moment `final` is the old complete directory or the new complete one (or, between the two
-    # renames, absent while the old one waits under `.NAME.old.tmp`).
+    replace_dir(tmp, final)
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the complete directory `new` in `final`'s place. The old directory is moved aside, not
+    deleted, until the new one is in place: at every moment `final` is the old complete directory
+    or the new complete one (or, between the two renames, absent while the old one waits under
+    `.NAME.old.tmp`)."""
     old = final.with_name(f".{final.name}.old.tmp")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
-    os.replace(tmp, final)
+    os.replace(new, final)
     shutil.rmtree(old, ignore_errors=True)
 
 

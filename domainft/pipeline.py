@@ -107,10 +107,9 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
     with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)
     settings.wall = time.perf_counter() - started
-    state_file = run_dir.checkpoints / "final_trainer_state.json"
-    trainer.state.save_to_json(str(state_file))
+    trainer.state.save_to_json(str(run_dir.final_state_file))
     run_dir.write_training_done({"best_checkpoint": trainer.state.best_model_checkpoint,
-                                 "state": str(state_file), "wall_time_s": settings.wall})
+                                 "state": str(run_dir.final_state_file), "wall_time_s": settings.wall})
     return trainer, settings
 
 

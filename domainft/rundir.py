@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from domainft.atomic import staged_dir, write_text
+from domainft.atomic import replace_dir, staged_dir, write_text
 from domainft.errors import DomainftError
 from domainft.methods import TuningMethod, get_method
 from domainft.recipe import Recipe
@@ -41,6 +41,7 @@ BUNDLE_DIR = "onnx"
 MERGED_DIR = "merged"
 MANIFEST = "domainft.json"  # in model/ (and, with its own format, in an exported bundle)
 DONE_FILE = "training_done.json"  # in checkpoints/: training ended; the best checkpoint is named there
+FINAL_STATE_FILE = "final_trainer_state.json"  # in checkpoints/: the Trainer's state when training ended
 STAGING_SUFFIX = ".new"  # hidden sibling where a run that replaces an earlier one is built
 OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR}
 
@@ -127,6 +128,10 @@ class RunDir:
     def done_file(self) -> Path:
         return self.checkpoints / DONE_FILE
 
+    @property
+    def final_state_file(self) -> Path:
+        return self.checkpoints / FINAL_STATE_FILE
+
     # --- reading -------------------------------------------------------------------------
     def read_recipe(self, command: str = "export") -> Recipe:
         """The recipe the run was started with, or an error naming the command."""
@@ -201,12 +206,7 @@ class RunPlan:
         """A replacing run is complete: it takes the old run's place (the old one is removed last)."""
         if not self.replaces:
             return
-        old = self.final.path.with_name(f".{self.final.path.name}.old.tmp")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.final.path.exists():
-            self.final.path.rename(old)
-        self.work.path.rename(self.final.path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(self.work.path, self.final.path)
         self.work = self.final
 
 
@@ -227,12 +227,16 @@ def plan_run(recipe: Recipe, resume: bool) -> RunPlan:
             f"output.dir: {final.path} already holds a run. Use --resume to continue it, "
             "--set output.overwrite=true to replace it, or --set output.dir=... for a new one")
     foreign = final.foreign_entries()
-    if not final.is_started() or foreign:
-        what = f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which" if foreign else "has no " \
-            f"{RECIPE_FILE}, so it"
-        raise DomainftError(f"output.overwrite: {final.path} {what} domainft did not write; only a run directory "
-                            "is replaced. Choose another output.dir, or move those files away")
+    if foreign:
+        raise _not_a_run(final, f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which")
+    if not final.is_started():
+        raise _not_a_run(final, f"has no {RECIPE_FILE}, so it")
     return RunPlan(final, staging)
+
+
+def _not_a_run(final: RunDir, what: str) -> DomainftError:
+    return DomainftError(f"output.overwrite: {final.path} {what} domainft did not write; only a run directory "
+                         "is replaced. Choose another output.dir, or move those files away")
 
 
 def _plan_resume(recipe: Recipe, final: RunDir, staging: RunDir) -> RunPlan:
