@@ -64,11 +64,12 @@ def recipe(task: str, method: str, base: Path, out: Path, **sections) -> Recipe:
     return Recipe.from_dict(raw)
 
 
-def write_pairs(path: Path, n: int = 48) -> Path:
+def write_pairs(path: Path, n: int = 48, **extra) -> Path:
+    """`n` short instruction pairs (who bears a clause's duty), `extra` keys added to each row."""
     import json
 
     rows = [{"prompt": f"Clause {i}: the {PARTIES[i % 4]} shall {DUTIES[i // 4 % 4]}. Who bears the duty?",
-             "response": PARTIES[i % 4]} for i in range(n)]
+             "response": PARTIES[i % 4], **extra} for i in range(n)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

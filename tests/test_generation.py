@@ -14,21 +14,14 @@ from domainft.errors import DataError, DomainftError, RecipeError
 from domainft.recipe import Recipe
 from domainft.textmatch import exact_match, token_f1
 
-PARTIES = ["supplier", "customer", "licensor", "licensee"]
-DUTIES = ["pay the fees", "insure the goods", "notify the other party", "keep records"]
+from contract import write_pairs
+
 PROMPTS = ["Clause 7: the supplier shall pay the fees. Who bears the duty?",
            "Clause 9: the customer shall keep records. Who bears the duty?"]
 
 
 def quiet_run(recipe, **kw):
     return run(recipe, progress=False, echo=lambda *a: None, **kw)
-
-
-def write_pairs(path, n=48, **extra):
-    rows = [{"prompt": f"Clause {i}: the {PARTIES[i % 4]} shall {DUTIES[i // 4 % 4]}. Who bears the duty?",
-             "response": PARTIES[i % 4], **extra} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def gen_recipe(base, data, out, **overrides):
