@@ -214,9 +214,7 @@ def plan_run(recipe: Recipe, resume: bool) -> RunPlan:
     """Check the run directory against the recipe and --resume; nothing is written or removed.
     Refuses to clobber a run by accident, to replace a directory domainft did not write, and to
     resume with another recipe."""
-    final = RunDir(recipe.run_dir)
-    if final.path.exists() and not final.path.is_dir():
-        raise DomainftError(f"output.dir: {final.path} is a file, not a directory; choose another output.dir")
+    final = RunDir(recipe.run_dir)  # not a file: the recipe's own validation checked it
     staging = RunDir(final.path.with_name(f".{final.path.name}{STAGING_SUFFIX}"))
     if resume:
         return _plan_resume(recipe, final, staging)
