@@ -78,12 +78,8 @@ class ClassificationTask(Task):
         """Tokenize without padding (the collator pads each batch to its own longest text)."""
         from datasets import Dataset
 
-        texts = [e.text for e in examples]
-        enc = tokenizer(texts, truncation=True, max_length=spec.max_length)
-        columns = dict(enc)
-        columns["labels"] = [label2id[e.label] for e in examples]
-        # Not a model input: the Trainer drops it from batches; count_truncated reads it.
-        columns["truncated"] = _truncated(enc, tokenizer, texts, spec.max_length)
+        columns, rows_of = encode_inputs(examples, tokenizer, spec)
+        columns["labels"] = [label2id[examples[i].label] for i in rows_of]
         return Dataset.from_dict(columns)
 
     def count_truncated(self, examples: list[Example], tokenizer, spec: DataSpec, encoded) -> int:
@@ -207,6 +203,17 @@ def reference_scores(examples: list[Example], labels: list[str], spec: DataSpec)
     scores = _scalar_metrics(y_true, y_ref) if rated else {}
     return {"column": spec.reference_column, "n": len(rated), **scores,
             **(severity_rates(y_true, y_ref) if spec.ordinal else {})}
+
+
+def encode_inputs(examples: list[Example], tokenizer, spec: DataSpec) -> tuple[dict, list[int]]:
+    """The model inputs of `examples` (unpadded) and, per encoded row, the index of its example:
+    the tasks over texts (classification, multilabel, regression) share this and add `labels`.
+    `truncated` is not a model input: the Trainer drops it from batches; count_truncated reads it."""
+    texts = [e.text for e in examples]
+    enc = tokenizer(texts, truncation=True, max_length=spec.max_length)
+    columns = dict(enc)
+    columns["truncated"] = _truncated(enc, tokenizer, texts, spec.max_length)
+    return columns, list(range(len(examples)))
 
 
 def _truncated(enc, tokenizer, texts: list[str], max_length: int) -> list[bool]:
