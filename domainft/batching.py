@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, TypeVar
 
+from domainft.textinputs import chars
+
 T = TypeVar("T")
 
 
 def length_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
     """Indices of `texts` in batches of similar character length, longest first. A batch is padded
     to its longest text, so on mixed lengths unsorted batches spend much of their time on padding."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = sorted(range(len(texts)), key=lambda i: -chars(texts[i]))
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 

@@ -149,7 +149,8 @@ def _export_spec(values: dict):
 def predict(path: Path = typer.Argument(..., help="run directory (or its model/), or an exported bundle"),
             texts: Optional[List[str]] = typer.Argument(None, help="texts to predict"),
             input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one text per line, a "
-                                                      'JSON string or {"text": ...} (ner: also a list of words)'),
+                                                      'JSON string or {"text": ...} (ner: also a list of words; '
+                                                      'a text-pair model: {"text": ..., "text_pair": ...})'),
             batch_size: int = typer.Option(32, min=1, help="texts per model call"),
             fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists"),
             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
@@ -163,8 +164,9 @@ def predict(path: Path = typer.Argument(..., help="run directory (or its model/)
         predictions = model.predict(items, batch_size=batch_size)
     except DomainftError as e:
         _fail(e)
-    for text, pred in zip(items, predictions):
-        print(json.dumps({"text": text, **pred}, ensure_ascii=False))
+    for item, pred in zip(items, predictions):
+        shown = item if isinstance(item, dict) else {"text": item}  # a pair shows both texts
+        print(json.dumps({**shown, **pred}, ensure_ascii=False))
 
 
 def _predictor(path: Path, fp32: bool):
@@ -216,6 +218,12 @@ def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
                             "save the file as UTF-8") from None
     items = []
     for n, value in jsonl_records(text, f"--input: {path}"):
+        if isinstance(value, dict) and words and "text_pair" in value:  # a text pair, {"text", "text_pair"}
+            if not (isinstance(value.get("text"), str) and isinstance(value["text_pair"], str)):
+                raise DomainftError(f"--input: {path} line {n}: a text pair needs two strings, "
+                                    '{"text": ..., "text_pair": ...}')
+            items.append({"text": value["text"], "text_pair": value["text_pair"]})
+            continue
         if isinstance(value, dict):
             value = next((value[k] for k in keys if k in value), None)
         if not isinstance(value, (str, list)) or isinstance(value, list) and not _list_item_ok(value, words):

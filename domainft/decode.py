@@ -10,6 +10,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
+def pool_rows(logits: np.ndarray, rows_of, how: str = "mean") -> np.ndarray:
+    """One row of logits per example from the rows of its windows (`rows_of[i]`: the example of
+    row i, rows of an example adjacent and examples in order): their mean, or max."""
+    rows_of = np.asarray(rows_of)
+    starts = np.flatnonzero(np.r_[True, rows_of[1:] != rows_of[:-1]])
+    reduce = np.maximum if how == "max" else np.add
+    pooled = reduce.reduceat(np.asarray(logits, dtype=np.float32), starts, axis=0)
+    if how != "max":
+        pooled /= np.diff(np.r_[starts, len(rows_of)])[:, None]
+    return pooled
+
+
 def label_scores(logits: np.ndarray, id2label: dict[int, str], choose=None) -> list[dict]:
     """[{'label', 'score', 'scores'}] per row, softmax probabilities; the label is the most
     probable one, or what `choose(probs) -> indices` picks (a decision rule)."""

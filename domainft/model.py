@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from domainft.bases import ResolvedBase, resolve_base
+from domainft.decode import pool_rows
 from domainft.errors import DomainftError
 from domainft.methods import ModelContext, TuningMethod
 from domainft.rundir import MANIFEST, method_from_manifest, model_dir_of, read_manifest, write_manifest
 from domainft.serving import BUNDLE_FORMAT
 from domainft.tasks import Task, get_task
+from domainft.textinputs import as_inputs, tokenize
 
 
 def build_model(task: Task, base: ResolvedBase, labels: list[str], revision: str | None = None,
@@ -78,15 +80,34 @@ class TrainedModel:
             raise DomainftError(f"generate: this is a {self.task.name} model; use predict()")
         return self.task.generate(self, prompts, max_new_tokens, batch_size, do_sample, temperature, top_p, seed)
 
-    def logits(self, texts: list[str]):
-        """Raw logits (numpy) for one batch of texts."""
+    @property
+    def input_settings(self) -> dict:
+        """How an input reads (text pairs, windows): the model manifest's `text_inputs`, as trained."""
+        return {"text_pair": False, "long_inputs": "truncate", "window_pooling": "mean",
+                **self.manifest.get("text_inputs", {})}
+
+    def inputs(self, texts) -> list:
+        """Texts (or text pairs) as logits() takes them; a wrong form is a DomainftError."""
+        if isinstance(texts, (str, dict)):
+            texts = [texts]
+        return as_inputs(list(texts), self.input_settings["text_pair"])
+
+    def logits(self, texts: list):
+        """Raw logits (numpy) for one batch of texts or text pairs, one row per input: a long one
+        read in windows (data.long_inputs: windows) has its windows' logits pooled."""
         import torch
 
+        settings, m = self.input_settings, self.manifest
+        items = self.inputs(texts)
+        firsts, pairs = ([a for a, _ in items], [b for _, b in items]) if settings["text_pair"] else (items, None)
+        windows = settings["long_inputs"] == "windows"
+        batch = tokenize(self.tokenizer, firsts, pairs, m["max_length"], windows, m.get("stride", 0),
+                         padding=True, return_tensors="pt")
+        rows_of = batch.pop("overflow_to_sample_mapping", None)
         self.model.eval()
-        batch = self.tokenizer(texts, truncation=True, padding=True,
-                               max_length=self.manifest["max_length"], return_tensors="pt")
         with torch.inference_mode():
-            return self.model(**batch.to(self.model.device)).logits.float().cpu().numpy()
+            logits = self.model(**batch.to(self.model.device)).logits.float().cpu().numpy()
+        return logits if rows_of is None else pool_rows(logits, rows_of, settings["window_pooling"])
 
 
 def load(path: str | Path) -> TrainedModel:

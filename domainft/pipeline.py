@@ -150,11 +150,12 @@ def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> t
     # The Trainer's metrics were built for the validation set (word windows map rows to sentences).
     trainer.compute_metrics = task.metrics_for(p.encoded[split], p.data.labels)
     out = trainer.predict(p.encoded[split], metric_key_prefix=split)
+    predictions, label_ids = task.per_example(out.predictions, out.label_ids, p.encoded[split])
     if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
-        recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)
+        recipe, note = task.fit_decision(recipe, predictions, label_ids)
         if note:
             echo(note)
-    report = task.evaluate(out.predictions, out.label_ids, p.data.labels, p.encoded[split],
+    report = task.evaluate(predictions, label_ids, p.data.labels, p.encoded[split],
                            p.data.splits()[split], recipe, split)
     loop = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}
     # Metrics only the evaluation loop has (the task's eval_hook: perplexity, generated answers).

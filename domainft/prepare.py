@@ -60,7 +60,7 @@ def prepare(recipe: Recipe, echo=print) -> Prepared:
         echo_lexicon(injection, echo)
     encoded, truncated = encode_splits(task, data.splits(), tokenizer, data.labels, recipe)
     if any(truncated.values()):
-        echo(f"longer than {recipe.data.max_length} tokens, {task.long_input_note}: " +
+        echo(f"longer than {recipe.data.max_length} tokens, {task.long_inputs(recipe.data)}: " +
              ", ".join(f"{k} {v}" for k, v in truncated.items()))
 
     model = train_new_rows(method.prepare(model, ctx), ctx.new_token_ids)

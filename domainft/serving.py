@@ -18,9 +18,10 @@ from typing import Literal
 import numpy as np
 
 from domainft.batching import predict_sorted
-from domainft.decode import entities, label_scores
+from domainft.decode import entities, label_scores, pool_rows
 from domainft.errors import DomainftError
 from domainft.ordinal import Decision
+from domainft.textinputs import as_inputs, window_error
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
 BUNDLE_FORMAT = "domainft-onnx"
@@ -96,9 +97,18 @@ class Predictor:
         self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
+        # Classification cuts as training did (textinputs.tokenize): longest-first, or into windows
+        # sharing `stride` tokens (over the second text of a pair).
+        self.inputs = {"text_pair": False, "long_inputs": "truncate", "window_pooling": "mean",
+                       **self.manifest.get("text_inputs", {})}
+        self.windows = self.inputs["long_inputs"] == "windows"
         self._truncating = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self._truncating.no_padding()
-        self._truncating.enable_truncation(self.manifest["max_length"])
+        if self.windows:
+            self._truncating.enable_truncation(self.manifest["max_length"], stride=self.manifest["stride"],
+                                               strategy="only_second" if self.inputs["text_pair"] else "longest_first")
+        else:
+            self._truncating.enable_truncation(self.manifest["max_length"])
         self.special = self.manifest["special_tokens"]
 
     @property
@@ -113,19 +123,34 @@ class Predictor:
         """One dict per text, as domainft's trained model returns. Classification: {'label',
         'score', 'scores'}; ner: {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words',
         'tags'} (a text is a string or a list of words)."""
-        if isinstance(texts, str):
+        if isinstance(texts, (str, dict)):
             texts = [texts]
         if self.task == "ner":
             return self._predict_words(list(texts), batch_size)
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
-        return predict_sorted(list(texts), batch_size,
+        return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
                               lambda batch: label_scores(self.logits(batch), id2label, decision.choose))
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """Classification logits for one batch of texts (truncated to the trained max length)."""
-        encodings = self._truncating.encode_batch(list(texts))
-        return self.run([e.ids for e in encodings], [e.type_ids for e in encodings])
+    def logits(self, texts: list) -> np.ndarray:
+        """Logits for one batch of texts or text pairs, one row per input, read as in training:
+        truncated to the trained max length, or in windows whose logits are pooled."""
+        items = as_inputs(list(texts), self.inputs["text_pair"])
+        try:
+            encodings = self._truncating.encode_batch(items)
+        except Exception as e:  # tokenizers: a pair's first text leaves no room for windows
+            if not self.windows:
+                raise
+            raise DomainftError(window_error(e, self.manifest["max_length"], self.manifest["stride"])) from None
+        if not self.windows:
+            return self.run([e.ids for e in encodings], [e.type_ids for e in encodings])
+        rows, rows_of = [], []
+        for k, encoding in enumerate(encodings):
+            for window in [encoding, *encoding.overflowing]:
+                rows.append(window)
+                rows_of.append(k)
+        logits = self.run([w.ids for w in rows], [w.type_ids for w in rows])
+        return pool_rows(logits, rows_of, self.inputs["window_pooling"])
 
     def run(self, rows: list[list[int]], type_ids: list[list[int]] | None = None) -> np.ndarray:
         """Logits for token-id rows, padded to the longest (token logits beyond a row's length are

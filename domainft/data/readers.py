@@ -37,6 +37,7 @@ class Example:
     line: int  # 1-based line where the record starts
     reference: str | None = None  # another rater's label (data.reference_column); never an input
     group: str | None = None  # data.split.group_column: rows of one group stay in one split
+    pair: str | None = None  # the second text of a text pair (data.text_pair_column / _template)
 
     @property
     def where(self) -> str:
@@ -56,20 +57,33 @@ class TextFields:
     reference_column: str | None = None
     leak_columns: tuple[str, ...] = ()
     group_column: str | None = None
+    pair_column: str | None = None
+    pair_template: str | None = None
 
     @classmethod
     def of(cls, spec: DataSpec) -> TextFields:
         return cls(spec.text_column, spec.text_template, spec.label_column, dict(spec.columns),
                    frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns),
-                   spec.split.group_column)
+                   spec.split.group_column, spec.text_pair_column, spec.text_pair_template)
+
+    @property
+    def has_pair(self) -> bool:
+        return self.pair_column is not None or self.pair_template is not None
 
     def template_columns(self) -> list[str]:
         return [self.column] if self.template is None else template_fields(self.template)
+
+    def pair_columns(self) -> list[str]:
+        if not self.has_pair:
+            return []
+        return [self.pair_column] if self.pair_template is None else template_fields(self.pair_template)
 
     def needed_columns(self) -> dict[str, str]:
         """Column -> the recipe field that asks for it (named when the file lacks the column)."""
         need = {name: "data.text_template" if self.template else "data.text_column"
                 for name in self.template_columns()}
+        for name in self.pair_columns():
+            need.setdefault(name, "data.text_pair_template" if self.pair_template else "data.text_pair_column")
         need.setdefault(self.label_column, "data.label_column")
         if self.reference_column:
             need.setdefault(self.reference_column, "data.reference_column")
@@ -83,12 +97,19 @@ class TextFields:
 
     def text_of(self, row: dict) -> str:
         """The model's input; a cell that does not read as its column says raises CellError."""
-        if self.template is None:
-            raw = as_text(row[self.column])
+        return self._render(row, self.column, self.template)
+
+    def pair_of(self, row: dict) -> str | None:
+        """The second text of a pair (None without data.text_pair_*)."""
+        return self._render(row, self.pair_column, self.pair_template) if self.has_pair else None
+
+    def _render(self, row: dict, column: str | None, template: str | None) -> str:
+        if template is None:
+            raw = as_text(row[column])
             return "" if is_missing(raw, self.missing_values) else raw  # the empty-text check names it
         cells = {name: render(as_text(row[name]), name, self.columns.get(name), self.missing_values)
-                 for name in self.template_columns()}
-        return self.template.format_map(cells)
+                 for name in template_fields(template)}
+        return template.format_map(cells)
 
     def reference_of(self, row: dict) -> str | None:
         if self.reference_column is None:
@@ -233,7 +254,11 @@ def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
         raise DataError(f"{path} line {line}: {fields.label_column} holds a {type(label).__name__} ({label!r}); "
                         "single-label classification takes one label per example. Several labels per "
                         "example are multi-label data: keep one label per row, or leave such rows out")
-    return Example(text, as_text(label), str(path), line, fields.reference_of(row), fields.group_of(row))
+    try:
+        pair = fields.pair_of(row)
+    except CellError as e:
+        raise DataError(f"{path} line {line}: {e}") from None
+    return Example(text, as_text(label), str(path), line, fields.reference_of(row), fields.group_of(row), pair)
 
 
 def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -> list[Example]:

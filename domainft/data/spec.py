@@ -109,6 +109,15 @@ class DataSpec(Section):
                            "are categories, and what an excerpt under several of them becomes")
     text_column: str = "text"
     text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
+    text_pair_column: str | None = Field(None, description="a second text, tokenized as a pair with the "
+                                         "first (segment ids; a hypothesis and a contract, a question and a "
+                                         "passage); with long_inputs: windows, the windows slide over it")
+    text_pair_template: str | None = Field(None, description="the second text built from columns, as "
+                                           "text_template builds the first")
+    long_inputs: Literal["truncate", "windows"] = Field(
+        "truncate", description="classification: a text longer than max_length is truncated, or read in "
+        "windows of max_length tokens sharing `stride` tokens, its prediction pooled over them (the mean "
+        "of the logits; multilabel: the max), the same in predict and the exported bundle")
     label_column: str = "label"
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     label_names: dict[str, str] | None = Field(
@@ -143,7 +152,8 @@ class DataSpec(Section):
                                         "columns whose values a sentence's rows share (e.g. [doc_idx, sent_idx])")
     scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
     repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
-    stride: int = Field(32, ge=0, description="ner: tokens shared by neighbouring windows of a long sentence")
+    stride: int = Field(32, ge=0, description="tokens shared by neighbouring windows of a long input (ner "
+                        "sentences; classification with long_inputs: windows)")
     # generation only
     prompt_column: str = Field("prompt", description="generation, JSONL: key of the instruction")
     response_column: str = Field("response", description="generation, JSONL: key of the answer to learn")
@@ -185,11 +195,12 @@ class DataSpec(Section):
 
     @model_validator(mode="after")
     def _inputs_not_leaks(self) -> DataSpec:
-        try:
-            inputs = [self.text_column] if self.text_template is None else template_fields(self.text_template)
-        except ValueError as e:  # unbalanced braces
-            raise field_error("data.text_template", f"not a valid template ({e}); write columns as "
-                                                     "{name} and a literal brace as {{ or }}") from None
+        inputs = self._template_inputs("text", self.text_column, self.text_template)
+        if self.text_pair_column is not None and self.text_pair_template is not None:
+            raise field_error("data.text_pair_template", "give data.text_pair_column or data.text_pair_template, "
+                              "not both")
+        if self.text_pair_column is not None or self.text_pair_template is not None:
+            inputs += self._template_inputs("text_pair", self.text_pair_column, self.text_pair_template)
         if self.label_column in self.columns:
             raise field_error(f"data.columns.{self.label_column}", "is the label column: column options shape "
                               "input text; name label values with data.label_names ({0: negative, ...})")
@@ -198,14 +209,28 @@ class DataSpec(Section):
             if unnamed:
                 raise field_error("data.labels", f"{', '.join(map(repr, unnamed))} is not one of the names in "
                                   "data.label_names; with label_names, data.labels lists names")
-        for name in inputs:
+        for field, name in inputs:
             if name in self.leak_columns or name in (self.label_column, self.reference_column):
-                raise field_error("data.text_template", f"uses column {name!r}, which is the label, "
-                                   "the reference or in data.leak_columns; the model must not see it")
+                raise field_error(field, f"uses column {name!r}, which is the label, "
+                                  "the reference or in data.leak_columns; the model must not see it")
         if self.ordinal and self.labels is None:
             raise field_error("data.ordinal", "needs data.labels, listed from the most to the least "
                                                "severe (e.g. ['1', '2', '3', '4', '5'] for KTAS)")
         return self
+
+    def _template_inputs(self, what: str, column: str | None, template: str | None) -> list[tuple[str, str]]:
+        """(recipe field, column) per column the text (or the pair's second text) reads."""
+        if template is None:
+            return [(f"data.{what}_template", column)] if column is not None else []
+        try:
+            return [(f"data.{what}_template", name) for name in template_fields(template)]
+        except ValueError as e:  # unbalanced braces
+            raise field_error(f"data.{what}_template", f"not a valid template ({e}); write columns as "
+                                                       "{name} and a literal brace as {{ or }}") from None
+
+    @property
+    def has_pairs(self) -> bool:
+        return self.text_pair_column is not None or self.text_pair_template is not None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -219,6 +244,9 @@ class DataSpec(Section):
         if self.format == "wide_lists" and self.text_template is not None:
             raise ValueError("`text_template` does not apply to format wide_lists: the text is each "
                              "excerpt of a category column")
+        if self.format in ("wide_lists", "phrasebank") and self.has_pairs:
+            raise field_error("data.text_pair_column", f"format {self.format} has one text per example; "
+                              "text pairs need a table or JSONL with two text columns")
         if self.wide != WideSpec() and self.format != "wide_lists":  # defaults are written back
             raise ValueError("`wide` options apply to format: wide_lists only; set data.format")
         return self

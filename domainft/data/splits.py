@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from domainft.data.readers import Example
@@ -17,20 +17,22 @@ class DedupReport:
     conflicting_rows_removed: int
 
 
-def deduplicate(examples: list[Example], key: Callable[[str], str] = str) -> tuple[list[Example], DedupReport]:
+def deduplicate(examples: list[Example], key: Callable[[Example], Hashable] = lambda ex: ex.text
+                ) -> tuple[list[Example], DedupReport]:
     """Drop duplicates, and texts labelled in contradiction (no reliable ground truth); `key` says
-    which texts are the same (exact by default; normalized_text ignores case and punctuation).
+    which examples are the same input (the exact text by default; normalized_text ignores case and
+    punctuation; a text pair is both texts).
 
     Leaving either in would let a test sentence also sit in the training set.
     """
-    labels_by_text: dict[str, set[str]] = defaultdict(set)
+    labels_by_text: dict[Hashable, set[str]] = defaultdict(set)
     for ex in examples:
-        labels_by_text[key(ex.text)].add(ex.label)
+        labels_by_text[key(ex)].add(ex.label)
     conflicting = {t for t, labels in labels_by_text.items() if len(labels) > 1}
-    seen: set[str] = set()
+    seen: set[Hashable] = set()
     kept, duplicates, conflict_rows = [], 0, 0
     for ex in examples:
-        k = key(ex.text)
+        k = key(ex)
         if k in conflicting:
             conflict_rows += 1
         elif k in seen:

@@ -17,7 +17,7 @@ The hooks, in the order a run calls them:
     encode, count_truncated            examples -> a datasets.Dataset; how many were too long
     class_weights, loss_function       the loss (shared default: weighted cross-entropy)
     collator, metrics_for, model_loss, eval_hook   what the Trainer needs
-    fit_decision, evaluate (-> report)  a split's entry in metrics.json
+    per_example, fit_decision, evaluate (-> report)  a split's entry in metrics.json
     manifest_extras, examples           what the saved model and metrics.json carry besides
     predict                             trained model + texts -> one dict per text
 """
@@ -105,7 +105,11 @@ class Task(ABC):
 
     @abstractmethod
     def count_truncated(self, examples, tokenizer, spec, encoded) -> int:
-        """How many examples were longer than data.max_length (reported with long_input_note)."""
+        """How many examples were longer than data.max_length (reported with long_inputs())."""
+
+    def long_inputs(self, spec) -> str:
+        """What happens to inputs longer than data.max_length under these settings."""
+        return self.long_input_note
 
     @abstractmethod
     def collator(self, tokenizer):
@@ -149,6 +153,12 @@ class Task(ABC):
         """None, or a function (model, tokenizer, dataset, metrics, prefix) -> extra metrics that
         each evaluation adds (with the model at hand: generations, not logits)."""
         return None
+
+    def per_example(self, predictions, label_ids, dataset):
+        """(predictions, label_ids) with one row per example of `dataset`'s split: tasks that encode
+        an example as several rows (windows of a long text) pool them here, before fit_decision and
+        evaluate see them."""
+        return predictions, label_ids
 
     def fit_decision(self, recipe, predictions, label_ids) -> tuple:
         """(recipe, note): the recipe with any decision setting chosen on the validation

@@ -10,11 +10,12 @@ import numpy as np
 from domainft.batching import predict_sorted
 from domainft.data import DataBundle, Example, prepare_examples
 from domainft.data.readers import FORMATS
-from domainft.decode import label_scores, softmax
+from domainft.decode import label_scores, pool_rows, softmax
 from domainft.errors import DataError
 from domainft.ordinal import SWEEP, Decision, escalate, severity_rates, threshold_for_under_rate
 from domainft.schema import field_error
 from domainft.tasks.base import Task, register_task
+from domainft.textinputs import tokenize
 
 # Words as a lexicon sees them: letters and digits, hyphenated compounds kept whole.
 WORDS = re.compile(r"\w+(?:-\w+)*")
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 # Recipe fields that only text classification reads (tasks/base.py, Task.fields).
 FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column", "data.labels", "data.label_names",
-                    "data.columns", "data.duplicates",
+                    "data.columns", "data.duplicates", "data.text_pair_column", "data.text_pair_template",
+                    "data.long_inputs", "data.stride",
                     "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
                     "data.ordinal", "data.split.group_column", "decision",
                     "lexicon", "train.class_weights", "train.label_smoothing", "export.enabled"})
@@ -36,6 +38,7 @@ class ClassificationTask(Task):
     default_metric = "macro_f1"
     peft_task_type = "SEQ_CLS"
     long_input_note = "truncated to data.max_length tokens"
+    window_pooling = "mean"  # data.long_inputs: windows: how a text's window logits become one
     summary_columns = [("accuracy", "accuracy"), ("macro-F1", "macro_f1")]
     gate_metrics = ("accuracy", "macro_f1")
     data_formats = FORMATS
@@ -82,8 +85,17 @@ class ClassificationTask(Task):
         columns["labels"] = [label2id[examples[i].label] for i in rows_of]
         return Dataset.from_dict(columns)
 
+    def long_inputs(self, spec: DataSpec) -> str:
+        if spec.long_inputs == "windows":
+            return (f"read in overlapping windows (data.max_length, data.stride), logits pooled by "
+                    f"{self.window_pooling}")
+        return self.long_input_note + (" (longest first)" if spec.has_pairs else "")
+
     def count_truncated(self, examples: list[Example], tokenizer, spec: DataSpec, encoded) -> int:
         return sum(encoded["truncated"])
+
+    def per_example(self, predictions, label_ids, dataset):
+        return pool_windows(predictions, label_ids, dataset, self.window_pooling)
 
     def collator(self, tokenizer):
         from transformers import DataCollatorWithPadding
@@ -95,7 +107,11 @@ class ClassificationTask(Task):
 
     def metrics_for(self, dataset, labels: list[str]):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
-        return lambda eval_pred: _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
+        def compute(eval_pred):
+            logits, y_true = self.per_example(eval_pred.predictions, eval_pred.label_ids, dataset)
+            return _scalar_metrics(y_true, np.asarray(logits).argmax(-1))
+
+        return compute
 
     def fit_decision(self, recipe, logits, y_true) -> tuple:
         """decision.max_under_rate: the escalation threshold chosen on validation, per run (a fixed
@@ -128,7 +144,10 @@ class ClassificationTask(Task):
         return out
 
     def manifest_extras(self, recipe) -> dict:
-        return {"decision": Decision.from_recipe(recipe).to_manifest()} if recipe.data.ordinal else {}
+        extras = {"text_inputs": input_settings(recipe.data, self.window_pooling)}
+        if recipe.data.ordinal:
+            extras["decision"] = Decision.from_recipe(recipe).to_manifest()
+        return extras
 
     def report(self, logits: np.ndarray, y_true: np.ndarray, labels: list[str], dataset=None,
                decision: Decision | None = None) -> dict:
@@ -136,6 +155,7 @@ class ClassificationTask(Task):
         an ordinal decision also the under/over rates."""
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+        logits, y_true = pool_windows(logits, y_true, dataset, self.window_pooling)
         decision = decision or Decision()
         y_pred = decision.choose(softmax(np.asarray(logits, dtype=np.float32)))
         ids = list(range(len(labels)))
@@ -155,12 +175,11 @@ class ClassificationTask(Task):
         }
 
     def predict(self, trained, texts, batch_size: int = 32) -> list[dict]:
-        """[{'label', 'score', 'scores'}] per text. Texts longer than max_length are truncated."""
-        if isinstance(texts, str):
-            texts = [texts]
+        """[{'label', 'score', 'scores'}] per text (or text pair), long ones read as in training."""
+        texts = trained.inputs(texts)
         id2label = dict(enumerate(trained.labels))
         decision = Decision.from_manifest(trained.manifest)  # the rule the run was evaluated with
-        return predict_sorted(list(texts), batch_size,
+        return predict_sorted(texts, batch_size,
                               lambda batch: self.decode(trained.logits(batch), id2label, decision))
 
     def decode(self, logits: np.ndarray, id2label: dict[int, str], decision: Decision | None = None) -> list[dict]:
@@ -208,24 +227,50 @@ def reference_scores(examples: list[Example], labels: list[str], spec: DataSpec)
 def encode_inputs(examples: list[Example], tokenizer, spec: DataSpec) -> tuple[dict, list[int]]:
     """The model inputs of `examples` (unpadded) and, per encoded row, the index of its example:
     the tasks over texts (classification, multilabel, regression) share this and add `labels`.
-    `truncated` is not a model input: the Trainer drops it from batches; count_truncated reads it."""
+
+    A text pair is tokenized as one (segment ids), truncated longest-first. With data.long_inputs:
+    windows a long input becomes several rows of max_length tokens sharing data.stride tokens (over
+    the second text of a pair, the first kept whole in each); column `example` then maps rows to
+    examples (pool_windows). `truncated` is not a model input (the Trainer drops it from batches):
+    per example, on its first row, whether it was cut (truncate) or split into windows."""
     texts = [e.text for e in examples]
-    enc = tokenizer(texts, truncation=True, max_length=spec.max_length)
-    columns = dict(enc)
-    columns["truncated"] = _truncated(enc, tokenizer, texts, spec.max_length)
+    pairs = [e.pair for e in examples] if spec.has_pairs else None
+    enc = tokenize(tokenizer, texts, pairs, spec.max_length, spec.long_inputs == "windows", spec.stride)
+    columns = {k: v for k, v in enc.items() if k != "overflow_to_sample_mapping"}
+    if spec.long_inputs == "windows":
+        rows_of = list(enc["overflow_to_sample_mapping"])
+        columns["example"] = rows_of
+        first = [i == 0 or rows_of[i - 1] != r for i, r in enumerate(rows_of)]
+        windows = Counter(rows_of)
+        columns["truncated"] = [f and windows[r] > 1 for f, r in zip(first, rows_of)]
+        return columns, rows_of
+    columns["truncated"] = _truncated(enc, tokenizer, texts, pairs, spec.max_length)
     return columns, list(range(len(examples)))
+
+
+def input_settings(spec: DataSpec, pooling: str) -> dict:
+    """How predict and the bundle read an input as training did (the model manifest's `text_inputs`)."""
+    return {"text_pair": spec.has_pairs, "long_inputs": spec.long_inputs, "window_pooling": pooling}
 
 
 def pool_windows(logits: np.ndarray, y_true, dataset, how: str = "mean"):
     """(per-example logits, per-example gold) from per-row ones: a long text encoded as several
-    windows (data.long_inputs: windows) has one row per window, pooled here by `how` (mean of
-    logits; max for multi-label). Rows and examples are one to one without windows."""
-    return logits, y_true
+    windows (data.long_inputs: windows) has one row per window, pooled here by `how` (the mean of
+    the logits; max for multi-label: a label is present if some window shows it). Rows and examples
+    are one to one without windows; already pooled arrays pass through."""
+    if dataset is None or "example" not in dataset.column_names or len(logits) != len(dataset):
+        return logits, y_true
+    rows_of = np.asarray(dataset["example"])
+    pooled = pool_rows(np.asarray(logits), rows_of, how)
+    if y_true is None:
+        return pooled, None
+    first = np.r_[True, rows_of[1:] != rows_of[:-1]]
+    return pooled, np.asarray(y_true)[first]
 
 
-def _truncated(enc, tokenizer, texts: list[str], max_length: int) -> list[bool]:
+def _truncated(enc, tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> list[bool]:
     """Which texts lost tokens: fast tokenizers record what truncation cut; slow ones need a
     second, untruncated pass."""
     if enc.encodings is not None:
         return [bool(e.overflowing) for e in enc.encodings]
-    return [len(ids) > max_length for ids in tokenizer(texts)["input_ids"]]
+    return [len(ids) > max_length for ids in tokenizer(texts, pairs)["input_ids"]]
