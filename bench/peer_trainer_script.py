@@ -2,7 +2,8 @@
 score on the same split as domainft? (Run by bench/recipes.py and bench/finance_phrasebank.py.)
 
 Pads every text to max_length 64, 3 epochs at lr 2e-5, batch 16, evaluation each epoch, best
-checkpoint restored. Reads train/validation/test CSVs (text,label) and prints one JSON line;
+checkpoint restored. Reads train/validation/test CSVs (text,label; text,text_pair,label for pairs) and
+prints one JSON line;
 --predictions also writes the predicted test labels (a JSON list, in test.csv order).
 Usage: python bench/peer_trainer_script.py SPLIT_DIR MODEL_DIR OUT_DIR
            [--seed 13] [--epochs 3] [--max-length 64] [--predictions FILE]
@@ -42,9 +43,12 @@ tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
 
 def to_dataset(items):
-    ds = Dataset.from_dict({"text": [r["text"] for r in items], "label": [label2id[r["label"]] for r in items]})
-    return ds.map(lambda b: tokenizer(b["text"], padding="max_length", truncation=True, max_length=cli.max_length),
-                  batched=True)
+    # A text pair (a text_pair column) goes in as the tokenizer's second sequence, truncated longest-first.
+    pairs = "text_pair" in items[0]
+    ds = Dataset.from_dict({"text": [r["text"] for r in items], "label": [label2id[r["label"]] for r in items],
+                            **({"text_pair": [r["text_pair"] for r in items]} if pairs else {})})
+    return ds.map(lambda b: tokenizer(b["text"], b["text_pair"] if pairs else None, padding="max_length",
+                                      truncation=True, max_length=cli.max_length), batched=True)
 
 
 data = {name: to_dataset(items) for name, items in rows.items()}

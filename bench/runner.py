@@ -149,17 +149,19 @@ def base_path(name: str = "minilm") -> str:
 
 def write_split(recipe, split_dir: Path = FPB_SPLIT) -> Path:
     """The recipe's train/validation/test as domainft loads them (texts rendered by the recipe's
-    template, deduplicated, split) to SPLIT_DIR/{name}.csv (text,label) for a peer script, and the
+    template, deduplicated, split) to SPLIT_DIR/{name}.csv (text,label; text,text_pair,label for
+    text pairs) for a peer script, and the
     recipe's label order to SPLIT_DIR/labels.json. Classification recipes."""
     from domainft.tasks import get_task
 
     data = get_task(recipe.task).load_data(recipe.data)
     split_dir.mkdir(parents=True, exist_ok=True)
     for name, examples in data.splits().items():
+        pairs = recipe.data.has_pairs  # a text pair: its second text in a column of its own
         with open(split_dir / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["text", "label"])
-            w.writerows((e.text, e.label) for e in examples)
+            w.writerow(["text", "text_pair", "label"] if pairs else ["text", "label"])
+            w.writerows((e.text, e.pair, e.label) if pairs else (e.text, e.label) for e in examples)
     (split_dir / "labels.json").write_text(json.dumps(data.labels))
     print(f"split: {data.report}", flush=True)
     return split_dir
