@@ -151,7 +151,8 @@ def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> t
     trainer.compute_metrics = task.metrics_for(p.encoded[split], p.data.labels)
     out = trainer.predict(p.encoded[split], metric_key_prefix=split)
     if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
-        recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids)
+        recipe, note = task.fit_decision(recipe, out.predictions, out.label_ids, dataset=p.encoded[split],
+                                         labels=p.data.labels)
         if note:
             echo(note)
     report = task.evaluate(out.predictions, out.label_ids, p.data.labels, p.encoded[split],

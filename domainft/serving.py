@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from domainft.batching import predict_sorted
-from domainft.decode import entities, label_scores
+from domainft.decode import entities, label_scores, label_thresholds, multilabel_scores
 from domainft.errors import DomainftError
 from domainft.ordinal import Decision
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
@@ -111,12 +111,16 @@ class Predictor:
 
     def predict(self, texts, batch_size: int = 32) -> list[dict]:
         """One dict per text, as domainft's trained model returns. Classification: {'label',
-        'score', 'scores'}; ner: {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words',
-        'tags'} (a text is a string or a list of words)."""
+        'score', 'scores'}; multilabel: {'labels', 'scores'}; ner: {'entities': [{'type', 'start',
+        'end', 'text', 'score'}], 'words', 'tags'} (a text is a string or a list of words)."""
         if isinstance(texts, str):
             texts = [texts]
         if self.task == "ner":
             return self._predict_words(list(texts), batch_size)
+        if self.task == "multilabel":  # the labels above the run's thresholds, with every label's probability
+            labels, thresholds = self.labels, label_thresholds(self.manifest, self.labels)
+            return predict_sorted(list(texts), batch_size,
+                                  lambda batch: multilabel_scores(self.logits(batch), labels, thresholds))
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
         return predict_sorted(list(texts), batch_size,

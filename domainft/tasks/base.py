@@ -150,9 +150,11 @@ class Task(ABC):
         each evaluation adds (with the model at hand: generations, not logits)."""
         return None
 
-    def fit_decision(self, recipe, predictions, label_ids) -> tuple:
+    def fit_decision(self, recipe, predictions, label_ids, dataset=None, labels=None) -> tuple:
         """(recipe, note): the recipe with any decision setting chosen on the validation
-        predictions filled in, and a line saying what was chosen (None: nothing to choose)."""
+        predictions filled in, and a line saying what was chosen (None: nothing to choose).
+        `dataset`: the encoded validation set the predictions' rows come from (windows); `labels`:
+        the run's labels in model order."""
         return recipe, None
 
     def evaluate(self, predictions, label_ids, labels: list[str], dataset, examples, recipe, split: str) -> dict:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column", "data.labels", "data.label_names",
                     "data.columns", "data.duplicates",
                     "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
-                    "data.ordinal", "data.split.group_column", "decision",
+                    "data.ordinal", "data.split.group_column", "decision.escalate_threshold",
+                    "decision.max_under_rate",
                     "lexicon", "train.class_weights", "train.label_smoothing", "export.enabled"})
 
 
@@ -51,6 +52,9 @@ class ClassificationTask(Task):
         if decision.escalate_threshold is not None and decision.max_under_rate is not None:
             raise field_error("decision.max_under_rate", "set either it (the run chooses the threshold "
                               "on validation) or decision.escalate_threshold (a fixed one), not both")
+        if recipe.data.wide.multi_category == "keep":
+            raise field_error("data.wide.multi_category", "keep (one example with all its categories) "
+                              "applies to task: multilabel; for one label per example choose drop or first")
 
     @property
     def model_class(self):
@@ -97,7 +101,7 @@ class ClassificationTask(Task):
         """The scalar metrics the Trainer logs and early stopping reads (loss comes from Trainer)."""
         return lambda eval_pred: _scalar_metrics(eval_pred.label_ids, np.asarray(eval_pred.predictions).argmax(-1))
 
-    def fit_decision(self, recipe, logits, y_true) -> tuple:
+    def fit_decision(self, recipe, logits, y_true, dataset=None, labels=None) -> tuple:
         """decision.max_under_rate: the escalation threshold chosen on validation, per run (a fixed
         threshold suits one model's calibration, not every seed's)."""
         target = recipe.decision.max_under_rate
