@@ -271,3 +271,25 @@ def test_reload_onnx_and_cli_agree_with_pytorch(trained, tmp_path):
     assert line["text"] == TEXTS[0] and line["labels"] == expected[0]["labels"]
     again = export_run(trained.run_dir, out=tmp_path / "b", echo=lambda *a: None)  # `domainft export` later
     assert again.manifest["thresholds"] == manifest["thresholds"]
+
+
+def test_run_summary_shows_the_multilabel_columns(trained):
+    import io
+
+    from rich.console import Console
+
+    from domainft.report import print_summary
+
+    buffer = io.StringIO()
+    print_summary(trained.metrics, trained.run_dir, console=Console(file=buffer, width=200))
+    assert "micro-F1" in buffer.getvalue() and "exact match" in buffer.getvalue()
+
+
+def test_legal_multilabel_recipe_runs_on_the_sample(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the recipe's data path is relative to the repository
+    recipe = Recipe.from_yaml(RECIPE, {"base": str(tiny_base), "data.max_length": 32, "train.epochs": 1,
+                                       "output.dir": str(tmp_path / "run")})
+    m = run(recipe, progress=False, echo=lambda *a: None).metrics
+    assert m["data"]["groups"]["shared_between_splits"] == 0 and m["data"]["multi_category"]
+    assert m["train"]["best_metric_name"] == "macro_f1" and m["test"]["thresholds"]["rule"] == "global"
+    assert len(m["test"]["per_class"]) == 15
