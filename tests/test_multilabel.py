@@ -203,12 +203,23 @@ def test_thresholds_chosen_on_validation_global_and_per_label():
     assert TASK.manifest_extras(fixed)["thresholds"] == {"rule": "fixed", "default": 0.6, "values": {}}
 
 
+def test_label_names_in_weights_and_thresholds_are_checked_against_the_data(tiny_base, tmp_path):
+    recipe = Recipe.from_dict({"task": "multilabel", "base": str(tiny_base), "output": {"dir": str(tmp_path / "r")},
+                               "data": {"path": str(SAMPLE), "label_column": "labels"},
+                               "decision": {"threshold": {"paymnet": 0.3}}})
+    with pytest.raises(RecipeError, match=r"decision\.threshold: 'paymnet' not among the labels of the data "
+                                          r"\(confidentiality, liability, payment, termination\)"):
+        run(recipe, progress=False, echo=lambda *a: None)
+    assert not (tmp_path / "r").exists()
+
+
 def test_balanced_class_weights_are_bce_pos_weights():
     import torch
 
     train = [Example("t", "", "f", i, labels=labels) for i, labels in enumerate([("a",), ("a", "b"), (), ()])]
     weights = TASK.class_weights(train, ["a", "b"], "balanced")
     assert weights == [1.0, 3.0]  # negatives / positives
+    assert TASK.class_weights(train[:2], ["a", "b"], "balanced")[0] == 0.5  # on every text: not 0
     assert TASK.class_weights(train, ["a", "b"], {"b": 2}) == [1.0, 2.0] and TASK.loss_function(None) is None
     loss = TASK.loss_function(weights)({"logits": torch.zeros(1, 2)}, torch.tensor([[1.0, 1.0]]))
     expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.zeros(1, 2), torch.ones(1, 2),

@@ -20,6 +20,7 @@ from domainft.data import DataBundle, Example
 from domainft.data.multilabel import prepare_multilabel
 from domainft.data.readers import FORMATS
 from domainft.decode import label_thresholds, multilabel_scores, sigmoid
+from domainft.errors import RecipeError
 from domainft.schema import field_error
 from domainft.tasks.base import Task, register_task
 from domainft.tasks.classification import FIELDS as CLASSIFICATION_FIELDS
@@ -108,8 +109,20 @@ class MultiLabelTask(ClassificationTask):
             return None
         if setting == "balanced":
             counts = self.label_counts(train)
-            return [(len(train) - counts[label]) / max(counts[label], 1) for label in labels]
+            # At least 1 negative: a label on every training text would otherwise get weight 0.
+            return [max(len(train) - counts[label], 1) / max(counts[label], 1) for label in labels]
         return [float(setting.get(label, 1.0)) for label in labels]
+
+    def eval_hook(self, recipe, data):
+        """No hook; but the labels are known now (read from the data when the recipe lists none):
+        label names in train.class_weights and decision.threshold must be among them."""
+        for where, given in (("train.class_weights", recipe.train.class_weights),
+                             ("decision.threshold", recipe.decision.threshold)):
+            unknown = sorted(set(given) - set(data.labels)) if isinstance(given, dict) else []
+            if unknown:
+                raise RecipeError([f"{where}: {', '.join(map(repr, unknown))} not among the labels of the data "
+                                   f"({', '.join(data.labels)})"])
+        return None
 
     def loss_function(self, weights: list[float] | None, smoothing: float = 0.0):
         """None (the model's own BCE-with-logits) or BCE with per-label positive weights."""
