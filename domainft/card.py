@@ -33,6 +33,11 @@ def model_card(m: dict) -> str:
                      f"(limit {int8['max_drop_points']:g}); "
                      + ("written." if int8["written"] else f"not written: {int8['reason']}"))
         lines.append(_int8_scheme(int8["quantization"]))
+    if m.get("thresholds"):
+        t = m["thresholds"]
+        shown = ", ".join(f"{k} {v:g}" for k, v in t["values"].items()) or f"{t['default']:g} for every label"
+        lines += ["", f"Multi-label: a label is predicted when its sigmoid probability reaches its threshold "
+                      f"({t['rule']}: {shown}); predict returns {{'labels', 'scores'}}."]
     if m.get("lexicon"):
         lines += ["", f"The tokenizer carries {m['lexicon']['terms_added']} domain terms added as whole-word "
                       "tokens; tokenizer.json holds them."]
@@ -55,8 +60,12 @@ def _int8_scheme(q: dict) -> str:
             "domainft.serving runs this model one text at a time (serve model.onnx to batch).")
 
 
+METRIC_NAMES = {"ner": ["f1", "precision", "recall"],
+                "multilabel": ["micro_f1", "macro_f1", "samples_f1", "subset_accuracy"]}
+
+
 def _metric_names(m: dict) -> list[str]:
-    return ["f1", "precision", "recall"] if m["task"] == "ner" else ["accuracy", "macro_f1"]
+    return METRIC_NAMES.get(m["task"], ["accuracy", "macro_f1"])
 
 
 def _ort_class(m: dict) -> str:

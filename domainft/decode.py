@@ -65,3 +65,29 @@ def entities(words: list[str], starts: list[int], source: str, word_logits: np.n
         found.append({"type": etype, "start": start, "end": end, "text": source[start:end],
                       "score": float(np.mean(scores[a:b]))})
     return {"entities": found, "words": words, "tags": tags}
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Per-label probabilities of multi-label logits (numerically stable for large |logit|)."""
+    x = np.asarray(logits, dtype=np.float32)
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def label_thresholds(manifest: dict, labels: list[str]) -> np.ndarray:
+    """task: multilabel: the decision threshold per label (label order) that the run stored in its
+    manifest (`thresholds`: per-label `values`, else its `default`; 0.5 when it stores none)."""
+    saved = manifest.get("thresholds") or {}
+    values, default = saved.get("values") or {}, float(saved.get("default", 0.5))
+    return np.array([float(values.get(label, default)) for label in labels], dtype=np.float32)
+
+
+def multilabel_scores(logits: np.ndarray, labels: list[str], thresholds: np.ndarray) -> list[dict]:
+    """[{'labels', 'scores'}] per row: the labels whose sigmoid probability reaches their threshold,
+    most probable first (possibly none), and every label's probability."""
+    probs = sigmoid(logits)
+    out = []
+    for row in probs:
+        chosen = [i for i in np.argsort(-row, kind="stable") if row[i] >= thresholds[i]]
+        out.append({"labels": [labels[i] for i in chosen],
+                    "scores": {label: float(v) for label, v in zip(labels, row)}})
+    return out

@@ -365,6 +365,7 @@ def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, 
         "lexicon": {**m["lexicon"], "vocab_size": len(tok)} if "lexicon" in m else None,
         "decision": m.get("decision"),  # the run's decision rule (ordinal escalation), applied by serving
         **({"text_inputs": m["text_inputs"]} if "text_inputs" in m else {}),  # text pairs, windows: read as in training
+        **({"thresholds": m["thresholds"]} if "thresholds" in m else {}),  # multilabel: per-label decisions
         "inputs": names, "outputs": ["logits"], "opset": spec.opset,
         "special_tokens": {"prefix": special[:before], "suffix": special[before:],
                            "pad": tok.pad_token_id or 0, "unk": tok.unk_token_id},

@@ -152,7 +152,8 @@ def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> t
     out = trainer.predict(p.encoded[split], metric_key_prefix=split)
     predictions, label_ids = task.per_example(out.predictions, out.label_ids, p.encoded[split])
     if split == "validation":  # e.g. the escalation threshold for decision.max_under_rate
-        recipe, note = task.fit_decision(recipe, predictions, label_ids)
+        recipe, note = task.fit_decision(recipe, predictions, label_ids, dataset=p.encoded[split],
+                                         labels=p.data.labels)
         if note:
             echo(note)
     report = task.evaluate(predictions, label_ids, p.data.labels, p.encoded[split],

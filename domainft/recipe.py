@@ -134,6 +134,23 @@ class DecisionSpec(Section):
         None, ge=0, lt=1, description="ordinal labels: instead of a fixed escalate_threshold, the run "
         "chooses on validation the least escalation whose under rate (predicted less severe than "
         "gold) is at most this, and keeps that threshold with the model")
+    threshold: float | dict[str, float] | None = Field(
+        None, description="multilabel: a fixed decision threshold on each label's probability, or one "
+        "per label ({label: threshold}; unlisted labels 0.5); unset: chosen on validation as "
+        "decision.thresholds says")
+    thresholds: Literal["global", "per_label"] | None = Field(
+        None, description="multilabel, without decision.threshold: choose on validation one threshold "
+        "for all labels maximizing micro-F1 (global, the default) or one per label maximizing that "
+        "label's F1 (per_label); stored with the model")
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, value):
+        values = value.values() if isinstance(value, dict) else [] if value is None else [value]
+        for v in values:
+            if not 0 < v < 1:
+                raise ValueError(f"a threshold is a probability between 0 and 1, exclusive (got {v!r})")
+        return value
 
 
 class GenerationSpec(Section):

@@ -282,6 +282,27 @@ CASES = {
                                      r"ok: base .*labels negative, neutral, positive", code=0),
     "data_bom_csv_utf8": data_case(TRAIN + "\n  encoding: utf-8", "d.csv", b"\xef\xbb\xbf" + CSV_OK.encode(),
                                    r"ok: base .*labels negative, neutral, positive", code=0),
+    # --- data: multilabel -----------------------------------------------------------------------
+    "classification_list_label": data_case(TRAIN.replace("csv", "jsonl"), "d.jsonl",
+                                           '{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n',
+                                           r"d\.jsonl line 2: label holds a list .*set task: multilabel"),
+    "label_delimiter_on_classification": data_case(TRAIN + "\n  label_delimiter: '|'", "d.csv", CSV_OK,
+                                                   r"data\.label_delimiter: applies to task: multilabel only"),
+    "multilabel_bad_label_cell": data_case(TRAIN + "\n  label_columns: [x, y]", "d.csv", "text,x,y\na,1,0\nb,0,2\n",
+                                           r"d\.csv line 3: column 'y' \(data\.label_columns\) holds '2'",
+                                           task="multilabel"),
+    "multilabel_label_not_in_train": validate("name: bad\ntask: multilabel\ndata: {train: t.jsonl, validation: "
+                                              "d.jsonl}\n", files={"t.jsonl": '{"text": "a", "label": ["x", "y"]}\n',
+                                                                   "d.jsonl": '{"text": "c", "label": ["z"]}\n'},
+                                              message=r"d\.jsonl line 1: label 'z' never occurs in the training data"),
+    "multilabel_both_threshold_rules": validate("name: bad\ntask: multilabel\ndata: {path: d.csv}\n"
+                                                "decision: {threshold: 0.5, thresholds: per_label}\n",
+                                                message=r"decision\.thresholds: set either it"),
+    "multilabel_phrasebank": data_case("  path: d.txt", "d.txt", SENTENCES,
+                                       r"d\.txt: read as data\.format phrasebank .*task: multilabel reads csv",
+                                       task="multilabel"),
+    "keep_on_classification": validate("data: {path: d.csv, format: wide_lists, wide: {multi_category: keep}}\n",
+                                       message=r"data\.wide\.multi_category: keep .*applies to task: multilabel"),
     # --- data: NER and generation -------------------------------------------------------------
     "ner_missing_tag": data_case(NER, "d.tsv", "Patients\tO\nwith\n", r"d\.tsv line 2: expected a token and a tag",
                                  task="ner"),

@@ -76,6 +76,6 @@ def test_a_list_valued_label_is_an_error_pointing_to_multi_label(tmp_path):
 
     path = tmp_path / "multi.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"multi.jsonl line 2: label holds a list \(\['x', 'y'\]\); single-label "
-                                        r".*multi-label"):
+    with pytest.raises(DataError, match=r"multi.jsonl line 2: label holds a list \(\['x', 'y'\]\); task: "
+                                        r"classification takes one label per example.*set task: multilabel"):
         read_examples(path, "jsonl", TextFields())

@@ -111,7 +111,7 @@ def test_recipe_checks_wide_options():
         Recipe.from_dict({"data": {"path": "x.csv", "wide": {"exclude": ["a"]}}})
     with pytest.raises(RecipeError, match=r"data.wide.multi_category"):
         Recipe.from_dict({"data": {"path": "x.csv", "format": "wide_lists", "wide": {"multi_category": "all"}}})
-    with pytest.raises(RecipeError, match=r"data.split.group_column: applies to task: classification only"):
+    with pytest.raises(RecipeError, match=r"data.split.group_column: applies to tasks classification / multilabel"):
         Recipe.from_dict({"task": "ner", "data": {"path": "x", "split": {"group_column": "doc"}}})
     ok = Recipe.from_yaml(RECIPE)
     assert Recipe.from_dict(ok.to_dict()).data.wide == ok.data.wide  # resolved recipe.yaml reloads

@@ -129,7 +129,7 @@ def test_pair_settings_that_do_not_fit_are_errors(tiny_base, tmp_path, data, mes
 
 
 def test_pairs_do_not_apply_to_ner_or_single_text_formats(tiny_base, tmp_path):
-    with pytest.raises(RecipeError, match="data.text_pair_column.*applies to task: classification"):
+    with pytest.raises(RecipeError, match="data.text_pair_column.*applies to tasks? .*classification"):
         Recipe.from_dict({"task": "ner", "base": str(tiny_base), "data": {"path": "x", "text_pair_column": "b"}})
     with pytest.raises(RecipeError, match="format phrasebank has one text per example"):
         Recipe.from_dict({"base": str(tiny_base), "data": {"path": "x.txt", "format": "phrasebank",
@@ -203,5 +203,5 @@ def test_pool_rows_mean_and_max():
 
 
 def test_windows_do_not_apply_to_ner(tiny_base):
-    with pytest.raises(RecipeError, match="data.long_inputs.*applies to task: classification"):
+    with pytest.raises(RecipeError, match="data.long_inputs.*applies to tasks? .*classification"):
         Recipe.from_dict({"task": "ner", "base": str(tiny_base), "data": {"path": "x", "long_inputs": "windows"}})

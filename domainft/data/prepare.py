@@ -76,7 +76,7 @@ def _read(path: Path, spec: DataSpec, fields: TextFields, report: dict) -> list[
     check_not_empty(path, text, "wide_lists")
     examples = read_wide(path, text, spec.wide, fields.group_column, spec.delimiter or ",")
     # An excerpt under several categories has no single label: never silent, always counted.
-    examples, counts = resolve_multi_category(examples, spec.wide.multi_category)
+    examples, counts = resolve_multi_category(examples, spec.wide.multi_category or "drop")
     report.setdefault("multi_category", {})[str(path)] = counts  # per file read
     return examples
 

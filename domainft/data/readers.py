@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -38,6 +39,9 @@ class Example:
     reference: str | None = None  # another rater's label (data.reference_column); never an input
     group: str | None = None  # data.split.group_column: rows of one group stay in one split
     pair: str | None = None  # the second text of a text pair (data.text_pair_column / _template)
+    # task: multilabel: the example's label set (possibly empty); `label` is then its canonical key
+    # (label_key), which deduplication compares. None for one-label examples.
+    labels: tuple[str, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -59,12 +63,16 @@ class TextFields:
     group_column: str | None = None
     pair_column: str | None = None
     pair_template: str | None = None
+    multilabel: bool = False  # task: multilabel: each row holds a label set (labels_of)
+    label_delimiter: str | None = None
+    label_columns: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, spec: DataSpec) -> TextFields:
+    def of(cls, spec: DataSpec, multilabel: bool = False) -> TextFields:
         return cls(spec.text_column, spec.text_template, spec.label_column, dict(spec.columns),
                    frozenset(spec.missing_values), spec.reference_column, tuple(spec.leak_columns),
-                   spec.split.group_column, spec.text_pair_column, spec.text_pair_template)
+                   spec.split.group_column, pair_column=spec.text_pair_column, pair_template=spec.text_pair_template,
+                   multilabel=multilabel, label_delimiter=spec.label_delimiter, label_columns=tuple(spec.label_columns))
 
     @property
     def has_pair(self) -> bool:
@@ -84,7 +92,11 @@ class TextFields:
                 for name in self.template_columns()}
         for name in self.pair_columns():
             need.setdefault(name, "data.text_pair_template" if self.pair_template else "data.text_pair_column")
-        need.setdefault(self.label_column, "data.label_column")
+        if self.label_columns:
+            for name in self.label_columns:
+                need.setdefault(name, "data.label_columns")
+        else:
+            need.setdefault(self.label_column, "data.label_column")
         if self.reference_column:
             need.setdefault(self.reference_column, "data.reference_column")
         for name in self.columns:
@@ -119,6 +131,51 @@ class TextFields:
 
     def group_of(self, row: dict) -> str | None:
         return as_text(row[self.group_column]) if self.group_column else None
+
+    def labels_of(self, row: dict) -> tuple[str, ...]:
+        """task: multilabel: the row's label set, in the order written (repeats dropped): the 0/1
+        cells of data.label_columns, a JSON list, a cell split at data.label_delimiter, or one
+        label; an empty cell (or JSON null, or []) is the empty set. CellError on anything else."""
+        if self.label_columns:
+            return tuple(name for name in self.label_columns if _flag(row[name], name))
+        raw = row[self.label_column]
+        if isinstance(raw, dict):
+            raise CellError(f"{self.label_column} holds a JSON object ({raw!r}); give a list of labels")
+        if isinstance(raw, (list, tuple)):
+            items = [as_text(v) for v in raw]
+            if any(isinstance(v, (list, tuple, dict)) for v in raw) or not all(items):
+                raise CellError(f"{self.label_column} holds {raw!r}: a list of labels holds non-empty "
+                                "strings (or numbers) only")
+        else:
+            text = as_text(raw)
+            if self.label_delimiter is not None:
+                items = [v.strip() for v in text.split(self.label_delimiter) if v.strip()]
+            else:
+                items = [text] if text else []
+        return tuple(dict.fromkeys(items))
+
+
+TRUE_CELLS, FALSE_CELLS = ("1", "true"), ("0", "false")
+
+
+def _flag(value, column: str) -> bool:
+    """A 0/1 cell of data.label_columns: 0, 1, true, false (any case; 1.0 and 0.0 from numeric
+    tables too)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = as_text(value).lower()
+    if text in TRUE_CELLS or text in FALSE_CELLS:
+        return text in TRUE_CELLS
+    raise CellError(f"column {column!r} (data.label_columns) holds {as_text(value)!r}; a label column "
+                    "holds 0/1 or true/false: fix the cell")
+
+
+def label_key(labels: tuple[str, ...]) -> str:
+    """One string per label set, whatever its order: what deduplication compares (two rows with
+    the same text and the same set are duplicates, with different sets conflicting)."""
+    return json.dumps(sorted(labels), ensure_ascii=False)
 
 
 def detect_format(path: Path, fmt: str) -> str:
@@ -249,16 +306,28 @@ def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
         text = fields.text_of(row)
     except CellError as e:
         raise DataError(f"{path} line {line}: {e}") from None
+    if fields.multilabel:
+        try:
+            labels = fields.labels_of(row)
+        except CellError as e:
+            raise DataError(f"{path} line {line}: {e}") from None
+        return Example(text, label_key(labels), str(path), line, None, fields.group_of(row), labels=labels,
+                       pair=_pair(path, line, row, fields))
     label = row[fields.label_column]
-    if isinstance(label, (list, dict)):
+    if isinstance(label, (list, tuple, dict)):
         raise DataError(f"{path} line {line}: {fields.label_column} holds a {type(label).__name__} ({label!r}); "
-                        "single-label classification takes one label per example. Several labels per "
-                        "example are multi-label data: keep one label per row, or leave such rows out")
+                        "task: classification takes one label per example. For several labels per example "
+                        "set task: multilabel (it reads a JSON list, a cell split at data.label_delimiter, "
+                        "or 0/1 columns named in data.label_columns)")
+    return Example(text, as_text(label), str(path), line, fields.reference_of(row), fields.group_of(row),
+                   pair=_pair(path, line, row, fields))
+
+
+def _pair(path: Path, line: int, row: dict, fields: TextFields) -> str | None:
     try:
-        pair = fields.pair_of(row)
+        return fields.pair_of(row)
     except CellError as e:
         raise DataError(f"{path} line {line}: {e}") from None
-    return Example(text, as_text(label), str(path), line, fields.reference_of(row), fields.group_of(row), pair)
 
 
 def _read_delimited(path: Path, text: str, fields: TextFields, delimiter: str) -> list[Example]:

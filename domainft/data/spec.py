@@ -91,9 +91,10 @@ class WideSpec(Section):
                                "(ids, metadata, categories left out on purpose)")
     skip_suffix: str | None = Field("-Answer", description="columns ending so are not categories "
                                     "(CUAD's `<Category>-Answer` summaries)")
-    multi_category: Literal["drop", "first"] = Field(
-        "drop", description="an excerpt listed under several categories of one row: drop it, or "
-        "keep it under the category whose column comes first; counted either way")
+    multi_category: Literal["drop", "first", "keep"] | None = Field(
+        None, description="an excerpt listed under several categories of one row: drop it, keep it "
+        "under the category whose column comes first, or (task: multilabel) keep it as one example "
+        "with all its categories; counted either way. Unset: drop (classification), keep (multilabel)")
 
 
 class DataSpec(Section):
@@ -119,6 +120,11 @@ class DataSpec(Section):
         "windows of max_length tokens sharing `stride` tokens, its prediction pooled over them (the mean "
         "of the logits; multilabel: the max), the same in predict and the exported bundle")
     label_column: str = "label"
+    label_delimiter: str | None = Field(None, description="multilabel: a label cell holds several labels "
+                                        "separated by this ('|', ','); items stripped, an empty cell is "
+                                        "the empty label set")
+    label_columns: list[str] = Field(default_factory=list, description="multilabel: one 0/1 column per "
+                                     "label (Kaggle-style); the column names are the labels")
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     label_names: dict[str, str] | None = Field(
         None, description="raw label value -> the name shown everywhere ({0: negative, 1: neutral}): in "
@@ -186,6 +192,21 @@ class DataSpec(Section):
                 raise ValueError(f"{', '.join(map(repr, twice))} names two label values; give each its own name")
         return value
 
+    @field_validator("label_delimiter")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty or blank label delimiter splits nothing; use e.g. '|' or ','")
+        return value
+
+    @field_validator("label_columns")
+    @classmethod
+    def _distinct_columns(cls, value: list[str]) -> list[str]:
+        twice = sorted({c for c in value if value.count(c) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} listed twice")
+        return value
+
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, value: str | None) -> str | None:
@@ -209,8 +230,13 @@ class DataSpec(Section):
             if unnamed:
                 raise field_error("data.labels", f"{', '.join(map(repr, unnamed))} is not one of the names in "
                                   "data.label_names; with label_names, data.labels lists names")
+        for name in self.label_columns:
+            if name in self.columns:
+                raise field_error(f"data.columns.{name}", "is a label column (data.label_columns): column "
+                                  "options shape input text")
         for field, name in inputs:
-            if name in self.leak_columns or name in (self.label_column, self.reference_column):
+            if name in self.leak_columns or name in (self.label_column, self.reference_column) \
+                    or name in self.label_columns:
                 raise field_error(field, f"uses column {name!r}, which is the label, "
                                   "the reference or in data.leak_columns; the model must not see it")
         if self.ordinal and self.labels is None:

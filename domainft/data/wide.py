@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.data.cells import as_text
-from domainft.data.readers import Example, delimited_rows
+from domainft.data.readers import Example, delimited_rows, label_key
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
@@ -76,8 +77,9 @@ def parse_excerpts(cell: str | None, path: Path, line: int, column: str) -> list
 
 def resolve_multi_category(examples: list[Example], policy: str) -> tuple[list[Example], dict]:
     """An excerpt listed under several categories of one row has no single label: `drop` removes
-    every copy, `first` keeps the copy from the leftmost column. Also collapses an excerpt listed
-    twice under one category of a row. Counts go to the data report."""
+    every copy, `first` keeps the copy from the leftmost column, `keep` (task: multilabel) makes
+    every excerpt of a row one example whose label set is all its categories, in column order. Also
+    collapses an excerpt listed twice under one category of a row. Counts go to the data report."""
     labels: dict[tuple, list[str]] = defaultdict(list)
     for ex in examples:
         labels[(ex.source, ex.line, ex.text)].append(ex.label)
@@ -88,6 +90,9 @@ def resolve_multi_category(examples: list[Example], policy: str) -> tuple[list[E
         if key in seen or (key in multi and policy == "drop"):
             continue
         seen.add(key)
+        if policy == "keep":
+            found = tuple(dict.fromkeys(labels[key]))
+            ex = replace(ex, label=label_key(found), labels=found)
         kept.append(ex)
     report = {"policy": policy, "rows_read": len(examples), "excerpts": len(multi),
               "rows_removed": len(examples) - len(kept),

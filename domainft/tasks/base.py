@@ -160,9 +160,11 @@ class Task(ABC):
         evaluate see them."""
         return predictions, label_ids
 
-    def fit_decision(self, recipe, predictions, label_ids) -> tuple:
+    def fit_decision(self, recipe, predictions, label_ids, dataset=None, labels=None) -> tuple:
         """(recipe, note): the recipe with any decision setting chosen on the validation
-        predictions filled in, and a line saying what was chosen (None: nothing to choose)."""
+        predictions filled in, and a line saying what was chosen (None: nothing to choose).
+        `dataset`: the encoded validation set the predictions' rows come from (windows); `labels`:
+        the run's labels in model order."""
         return recipe, None
 
     def evaluate(self, predictions, label_ids, labels: list[str], dataset, examples, recipe, split: str) -> dict:

@@ -28,7 +28,8 @@ FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column
                     "data.columns", "data.duplicates", "data.text_pair_column", "data.text_pair_template",
                     "data.long_inputs", "data.stride",
                     "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
-                    "data.ordinal", "data.split.group_column", "decision",
+                    "data.ordinal", "data.split.group_column", "decision.escalate_threshold",
+                    "decision.max_under_rate",
                     "lexicon", "train.class_weights", "train.label_smoothing", "export.enabled"})
 
 
@@ -54,6 +55,9 @@ class ClassificationTask(Task):
         if decision.escalate_threshold is not None and decision.max_under_rate is not None:
             raise field_error("decision.max_under_rate", "set either it (the run chooses the threshold "
                               "on validation) or decision.escalate_threshold (a fixed one), not both")
+        if recipe.data.wide.multi_category == "keep":
+            raise field_error("data.wide.multi_category", "keep (one example with all its categories) "
+                              "applies to task: multilabel; for one label per example choose drop or first")
 
     @property
     def model_class(self):
@@ -113,7 +117,7 @@ class ClassificationTask(Task):
 
         return compute
 
-    def fit_decision(self, recipe, logits, y_true) -> tuple:
+    def fit_decision(self, recipe, logits, y_true, dataset=None, labels=None) -> tuple:
         """decision.max_under_rate: the escalation threshold chosen on validation, per run (a fixed
         threshold suits one model's calibration, not every seed's)."""
         target = recipe.decision.max_under_rate
