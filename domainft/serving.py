@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from domainft.batching import predict_sorted
-from domainft.decode import entities, label_scores
+from domainft.decode import entities, label_scores, target_values
 from domainft.errors import DomainftError
 from domainft.ordinal import Decision
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
@@ -111,19 +111,24 @@ class Predictor:
 
     def predict(self, texts, batch_size: int = 32) -> list[dict]:
         """One dict per text, as domainft's trained model returns. Classification: {'label',
-        'score', 'scores'}; ner: {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words',
-        'tags'} (a text is a string or a list of words)."""
+        'score', 'scores'}; regression: {'value'} (one target) or {'values': {name: value}}; ner:
+        {'entities': [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'} (a text is a
+        string or a list of words)."""
         if isinstance(texts, str):
             texts = [texts]
         if self.task == "ner":
             return self._predict_words(list(texts), batch_size)
+        if self.task == "regression":  # values in the data's units, as the trained model's predict
+            targets = self.manifest["targets"]
+            return predict_sorted(list(texts), batch_size, lambda batch: target_values(self.logits(batch), targets))
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
         return predict_sorted(list(texts), batch_size,
                               lambda batch: label_scores(self.logits(batch), id2label, decision.choose))
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """Classification logits for one batch of texts (truncated to the trained max length)."""
+        """Classification logits (regression: outputs before de-standardizing) for one batch of
+        texts (truncated to the trained max length)."""
         encodings = self._truncating.encode_batch(list(texts))
         return self.run([e.ids for e in encodings], [e.type_ids for e in encodings])
 

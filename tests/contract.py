@@ -20,6 +20,8 @@ from domainft.tasks import TASKS
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = {"classification": ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
                             "Tundra Mining will cut 300 jobs as demand weakens ."],
+         "regression": ["Kallio Group: Kallio Group posts record quarterly profit",
+                        "Tundra Mining: Tundra Mining shares fall after profit warning"],
          "ner": ["Patients with cystic fibrosis and breast cancer were enrolled .",
                  "No history of ataxia - telangiectasia in the family ."],
          "generation": ["Clause 7: the supplier shall pay the fees. Who bears the duty?"]}
@@ -30,6 +32,9 @@ SAMPLES = {
     "classification": {"data": {"format": "phrasebank", "path": str(ROOT / "data" / "finance_sentiment_sample.txt"),
                                 "max_length": 64},
                        "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}},
+    "regression": {"data": {"path": str(ROOT / "data" / "finance_sentiment_scores_sample.jsonl"),
+                            "text_template": "{company}: {title}", "label_column": "sentiment", "max_length": 64},
+                   "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}},
     "ner": {"data": {"format": "conll", "path": str(ROOT / "data" / "medical_ner"), "max_length": 32, "stride": 8},
             "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 3}},
     # Short instruction pairs the tiny decoder's 320-token vocabulary keeps short (written per run).

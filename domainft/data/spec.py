@@ -110,6 +110,12 @@ class DataSpec(Section):
     text_column: str = "text"
     text_template: str | None = Field(None, description="build text from columns: '{title}: {body}'")
     label_column: str = "label"
+    target_columns: list[str] = Field(default_factory=list, description="regression: the columns (JSON "
+                                      "keys) of several numeric targets, predicted together; default: "
+                                      "the one target in data.label_column")
+    standardize_targets: bool = Field(True, description="regression: the model learns (y - mean) / std of "
+                                      "the training targets (stored with the model); predictions and "
+                                      "metrics are in the data's own units either way")
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     label_names: dict[str, str] | None = Field(
         None, description="raw label value -> the name shown everywhere ({0: negative, 1: neutral}): in "
@@ -190,6 +196,13 @@ class DataSpec(Section):
         except ValueError as e:  # unbalanced braces
             raise field_error("data.text_template", f"not a valid template ({e}); write columns as "
                                                      "{name} and a literal brace as {{ or }}") from None
+        targets = self.target_columns or [self.label_column]
+        if len(set(self.target_columns)) != len(self.target_columns):
+            raise field_error("data.target_columns", "lists a column twice")
+        for name in self.target_columns:
+            if name in self.columns:
+                raise field_error(f"data.columns.{name}", "is a target column (data.target_columns): column "
+                                  "options shape input text; targets are read as numbers")
         if self.label_column in self.columns:
             raise field_error(f"data.columns.{self.label_column}", "is the label column: column options shape "
                               "input text; name label values with data.label_names ({0: negative, ...})")
@@ -199,7 +212,7 @@ class DataSpec(Section):
                 raise field_error("data.labels", f"{', '.join(map(repr, unnamed))} is not one of the names in "
                                   "data.label_names; with label_names, data.labels lists names")
         for name in inputs:
-            if name in self.leak_columns or name in (self.label_column, self.reference_column):
+            if name in self.leak_columns or name in (self.label_column, self.reference_column, *targets):
                 raise field_error("data.text_template", f"uses column {name!r}, which is the label, "
                                    "the reference or in data.leak_columns; the model must not see it")
         if self.ordinal and self.labels is None:
