@@ -95,6 +95,15 @@ class RegressionData(DataBundle):
     scaling: Scaling | None = field(default=None)
 
 
+def _is_set(recipe, dotted: str) -> bool:
+    """Whether the recipe field at `dotted` ("train.class_weights", "decision") differs from its default."""
+    *parents, last = dotted.split(".")
+    section = recipe
+    for name in parents:
+        section = getattr(section, name)
+    return getattr(section, last) != type(section).model_fields[last].get_default(call_default_factory=True)
+
+
 def target_names(spec: DataSpec) -> list[str]:
     return list(spec.target_columns) or [spec.label_column]
 
@@ -109,8 +118,6 @@ class RegressionTask(ClassificationTask):
     fields = FIELDS
 
     def check_recipe(self, recipe) -> None:
-        from domainft.recipe import _is_set  # the recipe module imports the tasks: import it late
-
         for path, why in REFUSED.items():
             if _is_set(recipe, path):
                 raise field_error(path, f"does not apply to task: regression ({why}); remove it")
