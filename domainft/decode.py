@@ -1,4 +1,5 @@
-"""Logits -> predictions users see: labels with scores, IOB2 entity spans with character offsets.
+"""Logits -> predictions users see: labels with scores, regression values in the data's units, IOB2
+entity spans with character offsets.
 numpy only, so the trained model and the torch-free ONNX predictor decode identically."""
 from __future__ import annotations
 

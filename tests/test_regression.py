@@ -292,3 +292,12 @@ def test_cli_predict_prints_the_values(trained, tmp_path):
     out = runner.invoke(app, ["predict", str(bundle.dir), "--fp32", TEXTS[0]])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["value"] == pytest.approx(want[0]["value"], abs=1e-4)
+
+
+def test_group_split_keeps_groups_whole(tmp_path):
+    rows = [{"text": f"headline {i}", "label": (i % 13) / 13, "firm": f"f{i % 20}"} for i in range(120)]
+    spec = recipe_data(write_rows(tmp_path / "g.jsonl", rows), leak_columns=["firm"],
+                       split={"group_column": "firm", "validation": 0.2, "test": 0.2})
+    data = TASK.load_data(spec)
+    assert data.report["groups"]["shared_between_splits"] == 0
+    assert sum(data.report["counts"].values()) == 120 and all(e.label == "" for e in data.train)
