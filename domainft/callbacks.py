@@ -51,7 +51,7 @@ class EarlyStopping(TrainerCallback, ExportableState):
         }
 
 
-SHOWN = ("loss", "accuracy", "macro_f1", "perplexity", "exact_match", "token_f1")
+SHOWN = ("loss", "accuracy", "macro_f1", "mse", "pearson", "perplexity", "exact_match", "token_f1")
 
 
 class EvalReport(TrainerCallback):

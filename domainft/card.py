@@ -8,7 +8,7 @@ def model_card(m: dict) -> str:
     lines = [
         f"# {m['task']} model ({m['tuning']['method']} on {m['base']})",
         "",
-        f"Exported by domainft {m['domainft_version']}. Labels: {', '.join(m['labels'])}. Inputs: "
+        f"Exported by domainft {m['domainft_version']}. {_outputs(m)}. Inputs: "
         f"{', '.join(m['inputs'])} (int64, batch x tokens); output: `logits`. Max length {m['max_length']} tokens"
         + (f"; longer sentences are split into windows sharing {m['stride']} tokens." if m["task"] == "ner" else
            "; longer texts are truncated."),
@@ -61,7 +61,18 @@ def _int8_scheme(q: dict) -> str:
 
 
 METRIC_NAMES = {"ner": ["f1", "precision", "recall"],
-                "multilabel": ["micro_f1", "macro_f1", "samples_f1", "subset_accuracy"]}
+                "multilabel": ["micro_f1", "macro_f1", "samples_f1", "subset_accuracy"],
+                "regression": ["mse", "mae", "pearson", "spearman"]}
+
+
+def _outputs(m: dict) -> str:
+    if m["task"] != "regression":
+        return f"Labels: {', '.join(m['labels'])}"
+    t = m["targets"]
+    scaled = (" (standardized: the value is logit x std + mean, with the training targets' "
+              f"mean {', '.join(f'{v:g}' for v in t['mean'])} and std {', '.join(f'{v:g}' for v in t['std'])})"
+              if t.get("standardized", True) else "")
+    return f"Regression targets: {', '.join(t['names'])}, one `logits` column each{scaled}"
 
 
 def _metric_names(m: dict) -> list[str]:

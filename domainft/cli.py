@@ -96,7 +96,8 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
     except DomainftError as e:
         _fail(e)
     print(r.to_yaml())
-    labels = f"labels {', '.join(data.labels)}; " if data.labels else ""
+    kind = "targets" if getattr(data, "scaling", None) is not None else "labels"  # regression: target columns
+    labels = f"{kind} {', '.join(data.labels)}; " if data.labels else ""
     print(f"ok: base {base.describe()}; {labels}counts {json.dumps(data.report['counts'])}")
 
 

@@ -1,4 +1,5 @@
-"""Logits -> predictions users see: labels with scores, IOB2 entity spans with character offsets.
+"""Logits -> predictions users see: labels with scores, regression values in the data's units, IOB2
+entity spans with character offsets.
 numpy only, so the trained model and the torch-free ONNX predictor decode identically."""
 from __future__ import annotations
 
@@ -91,3 +92,22 @@ def multilabel_scores(logits: np.ndarray, labels: list[str], thresholds: np.ndar
         out.append({"labels": [labels[i] for i in chosen],
                     "scores": {label: float(v) for label, v in zip(labels, row)}})
     return out
+
+
+def target_values(outputs: np.ndarray, targets: dict) -> list[dict]:
+    """Regression outputs -> [{'value': v}] per row for one target, [{'values': {name: v}}] for
+    several, in the data's own units: `targets` is the manifest's entry ({'names', 'mean', 'std',
+    'standardized'}); a model trained on standardized targets outputs (y - mean) / std."""
+    values = destandardize(outputs, targets)
+    names = targets["names"]
+    if len(names) == 1:
+        return [{"value": float(row[0])} for row in values]
+    return [{"values": {name: float(v) for name, v in zip(names, row)}} for row in values]
+
+
+def destandardize(outputs: np.ndarray, targets: dict) -> np.ndarray:
+    """[rows, targets] float64 values in the data's units from the model's outputs."""
+    out = np.asarray(outputs, dtype=np.float64).reshape(-1, len(targets["names"]))
+    if not targets.get("standardized", True):
+        return out
+    return out * np.asarray(targets["std"], dtype=np.float64) + np.asarray(targets["mean"], dtype=np.float64)

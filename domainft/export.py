@@ -108,7 +108,7 @@ def check_bundle_target(out: Path, run: RunDir) -> None:
 def _refuse_generation(run: RunDir) -> None:
     if read_manifest(run.model_dir).get("task") == "generation":
         raise DomainftError(f"export: {run.path} is a generation run; the ONNX bundle applies to "
-                            f"classification / ner. `domainft merge {run.path}` writes the model "
+                            f"classification / regression / ner. `domainft merge {run.path}` writes the model "
                             "with its adapter merged into a full-precision copy of the base")
 
 
@@ -366,6 +366,7 @@ def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, 
         "decision": m.get("decision"),  # the run's decision rule (ordinal escalation), applied by serving
         **({"text_inputs": m["text_inputs"]} if "text_inputs" in m else {}),  # text pairs, windows: read as in training
         **({"thresholds": m["thresholds"]} if "thresholds" in m else {}),  # multilabel: per-label decisions
+        **({"targets": m["targets"]} if "targets" in m else {}),  # regression: the scaling serving undoes
         "inputs": names, "outputs": ["logits"], "opset": spec.opset,
         "special_tokens": {"prefix": special[:before], "suffix": special[before:],
                            "pad": tok.pad_token_id or 0, "unk": tok.unk_token_id},

@@ -67,7 +67,8 @@ class TrainedModel:
         return list(self.manifest["labels"])
 
     def predict(self, texts: list[str] | str, batch_size: int = 32) -> list[dict]:
-        """One dict per text. Classification: {'label', 'score', 'scores'}; ner: {'entities':
+        """One dict per text. Classification: {'label', 'score', 'scores'}; regression: {'value'}
+        (one target) or {'values': {name: value}}, in the data's units; ner: {'entities':
         [{'type', 'start', 'end', 'text', 'score'}], 'words', 'tags'}."""
         return self.task.predict(self, texts, batch_size)
 

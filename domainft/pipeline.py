@@ -87,7 +87,7 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
     settings = TrainSettings(lr=recipe.train.lr or method.default_lr,
                              gradient_checkpointing=_gradient_checkpointing(recipe, method),
                              checkpoint=checkpoint)
-    loss_function = task.loss_function(weights, recipe.train.label_smoothing)
+    loss_function = task.loss_for(recipe, weights)
     trainer = build_trainer(recipe, task, p.model, p.tokenizer, p.encoded, run_dir.checkpoints,
                             loss_function, settings.lr, progress, echo, callbacks,
                             gradient_checkpointing=settings.gradient_checkpointing,
@@ -188,7 +188,7 @@ def _manifest(p: Prepared, recipe: Recipe) -> dict:
                 "max_length": recipe.data.max_length, "stride": recipe.data.stride,
                 "tuning": recipe.tuning.model_dump(mode="json"),
                 "base": {"requested": p.base.requested, "path": p.base.path, "source": p.base.source},
-                **p.task.manifest_extras(recipe)}
+                **p.task.manifest_extras(recipe), **p.task.data_manifest(p.data)}
     if p.injection is not None:
         manifest["lexicon"] = {"terms_added": len(p.injection.added), "sources": p.injection.sources}
     return manifest

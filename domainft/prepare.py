@@ -101,8 +101,15 @@ def echo_data(report: dict, echo) -> None:
         line += (f"; removed {report['duplicates_removed']} {kind} and "
                  f"{report['conflicting_rows_removed']} rows of {report['conflicting_texts_removed']} "
                  "texts with conflicting labels")
+    elif "conflicting_texts_averaged" in report:  # regression: differing targets of one text are averaged
+        kind = "near-duplicates" if report.get("duplicates") == "normalized" else "exact duplicates"
+        line += (f"; removed {report['duplicates_removed']} {kind}; averaged the targets of "
+                 f"{report['conflicting_texts_averaged']} texts given different ones "
+                 f"({report['conflicting_rows_averaged']} rows)")
     elif "duplicates_removed" in report:  # generation: pairs have no label to conflict on
         line += f"; removed {report['duplicates_removed']} exact duplicate pairs"
+    if report.get("targets_missing"):
+        line += f"; left out {report['targets_missing']} rows whose target is missing (data.missing_values)"
     if report.get("overlap_train_test"):
         line += f"; warning: {report['overlap_train_test']} test texts also occur in train"
     echo(line)

@@ -74,6 +74,10 @@ class TrainSpec(Section):
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing "
                                    "(classification / ner): for noisy labels; 0.1 is the usual value")
+    loss: Literal["mse", "huber"] = Field("mse", description="regression: mean squared error, or Huber "
+                                          "(squared below huber_delta, linear above: robust to outliers)")
+    huber_delta: float = Field(1.0, gt=0, description="regression, loss huber: where the loss turns linear, "
+                               "in standardized target units when data.standardize_targets (the default)")
     eval_every: Literal["epoch"] | int = Field("epoch", description="'epoch' or a number of steps")
     group_by_length: bool = Field(True, description="batch texts of similar length: less padding")
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)

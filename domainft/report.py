@@ -40,6 +40,9 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     if "conflicting_rows_removed" in d:
         extra = (f"; {d['duplicates_removed']} duplicate rows and {d['conflicting_rows_removed']} rows "
                  "with conflicting labels removed")
+    elif "conflicting_texts_averaged" in d:  # regression
+        extra = (f"; {d['duplicates_removed']} duplicate rows removed, {d['conflicting_rows_averaged']} rows of "
+                 f"{d['conflicting_texts_averaged']} texts with differing targets averaged")
     elif "duplicates_removed" in d:
         extra = f"; {d['duplicates_removed']} duplicate pairs removed"
     console.print(f"data: train {counts['train']}, validation {counts['validation']}, test {counts['test']}"

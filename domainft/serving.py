@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from domainft.batching import predict_sorted
-from domainft.decode import entities, label_scores, label_thresholds, multilabel_scores, pool_rows
+from domainft.decode import entities, label_scores, label_thresholds, multilabel_scores, pool_rows, target_values
 from domainft.errors import DomainftError
 from domainft.ordinal import Decision
 from domainft.textinputs import as_inputs, window_error
@@ -121,7 +121,8 @@ class Predictor:
 
     def predict(self, texts, batch_size: int = 32) -> list[dict]:
         """One dict per text, as domainft's trained model returns. Classification: {'label',
-        'score', 'scores'}; multilabel: {'labels', 'scores'}; ner: {'entities': [{'type', 'start',
+        'score', 'scores'}; multilabel: {'labels', 'scores'}; regression: {'value'} (one target) or
+        {'values': {name: value}}; ner: {'entities': [{'type', 'start',
         'end', 'text', 'score'}], 'words', 'tags'} (a text is a string or a list of words; a text pair
         (text, text_pair) or {"text", "text_pair"} for a model trained on pairs)."""
         if isinstance(texts, (str, dict)):
@@ -132,6 +133,10 @@ class Predictor:
             labels, thresholds = self.labels, label_thresholds(self.manifest, self.labels)
             return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
                                   lambda batch: multilabel_scores(self.logits(batch), labels, thresholds))
+        if self.task == "regression":  # values in the data's units, as the trained model's predict
+            targets = self.manifest["targets"]
+            return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
+                                  lambda batch: target_values(self.logits(batch), targets))
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
         return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,

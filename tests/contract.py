@@ -22,6 +22,8 @@ TEXTS = {"classification": ["Kallio Group said its net sales rose to EUR 80.1 mn
                             "Tundra Mining will cut 300 jobs as demand weakens ."],
          "multilabel": ["Under section 4.2 , the Supplier shall pay each invoice within 30 days .",
                         "Under section 9.1 , the term ends after 12 months and no party may disclose the terms ."],
+         "regression": ["Kallio Group: Kallio Group posts record quarterly profit",
+                        "Tundra Mining: Tundra Mining shares fall after profit warning"],
          "ner": ["Patients with cystic fibrosis and breast cancer were enrolled .",
                  "No history of ataxia - telangiectasia in the family ."],
          "generation": ["Clause 7: the supplier shall pay the fees. Who bears the duty?"]}
@@ -35,6 +37,9 @@ SAMPLES = {
     # data/clause_tags_sample.jsonl: 240 contract sentences, 0-3 of 4 tags each (scripts/make_multilabel_sample.py).
     "multilabel": {"data": {"path": str(ROOT / "data" / "clause_tags_sample.jsonl"), "label_column": "labels",
                             "max_length": 48},
+                   "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}},
+    "regression": {"data": {"path": str(ROOT / "data" / "finance_sentiment_scores_sample.jsonl"),
+                            "text_template": "{company}: {title}", "label_column": "sentiment", "max_length": 64},
                    "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}},
     "ner": {"data": {"format": "conll", "path": str(ROOT / "data" / "medical_ner"), "max_length": 32, "stride": 8},
             "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 3}},

@@ -336,6 +336,44 @@ CASES = {
                                               r"adir: a directory, not a data file", task="generation"),
     "generation_csv": data_case("  path: d.csv", "d.csv", CSV_OK, r"d\.csv: task: generation reads JSONL",
                                 task="generation"),
+    # --- data: regression -----------------------------------------------------------------------
+    "regression_target_not_a_number": data_case("  path: d.csv", "d.csv", "text,label\na,1\nb,high\n",
+                                                r"d\.csv line 3: column 'label': 'high' is not a number; if it "
+                                                r"marks a missing value, list it in data\.missing_values",
+                                                task="regression"),
+    "regression_empty_target": data_case("  path: d.csv", "d.csv", "text,label\na,1\nb,\n",
+                                         r"d\.csv line 3: column 'label': empty target; fill it in, remove the "
+                                         r"row, or list '' in data\.missing_values", task="regression"),
+    "regression_missing_target_column": data_case("  path: d.jsonl\n  target_columns: [valence, arousal]", "d.jsonl",
+                                                  '{"text": "a", "valence": 1}\n',
+                                                  r"d\.jsonl line 1: no column 'arousal'.*Set data\.target_columns",
+                                                  task="regression"),
+    "regression_constant_target": data_case(TRAIN, "d.csv", "text,label\na,1\nb,1\nc,1\n",
+                                            r"target 'label' has the same value \(1\) in every training example",
+                                            task="regression"),
+    "regression_phrasebank": data_case("  path: <sample>", None, None,
+                                       r"task: regression reads csv, tsv, jsonl, parquet, hf_dataset .*not "
+                                       r"phrasebank", task="regression"),
+    "regression_class_weights": validate("name: bad\ntask: regression\ndata: {path: d.csv}\ntrain: {class_weights: "
+                                         "balanced}\n", message=r"train\.class_weights: does not apply to task: "
+                                                                r"regression \(class weights weigh classes"),
+    "regression_decision": validate("name: bad\ntask: regression\ndata: {path: d.csv}\ndecision: "
+                                    "{max_under_rate: 0.1}\n", message=r"decision: does not apply to task: regression"),
+    "regression_huber_delta_with_mse": validate("name: bad\ntask: regression\ndata: {path: d.csv}\ntrain: "
+                                                "{huber_delta: 2}\n",
+                                                message=r"train\.huber_delta: applies to train\.loss: huber only"),
+    "regression_field_on_classification": validate(PHRASEBANK.replace("}", ", target_columns: [a]}"),
+                                                   message=r"data\.target_columns: applies to task: regression only"),
+    "regression_run_bad_target_writes_nothing": Case(["run", "r.yaml"], r"d\.jsonl line 2: column 'label': "
+                                                                        r"'n/a' is not a number",
+                                                     {"r.yaml": "name: bad\ntask: regression\ndata: {path: d.jsonl}\n",
+                                                      "d.jsonl": '{"text": "a", "label": 0.5}\n'
+                                                                 '{"text": "b", "label": "n/a"}\n'}),
+    "data_json_array_malformed": data_case("  path: d.json", "d.json",
+                                           '[\n {"text": "a", "label": "x"},\n {"text": }\n]',
+                                           r"d\.json line 3: not valid JSON"),
+    "data_json_single_object": data_case("  path: d.json", "d.json", '{\n "1": {"text": "a", "label": "x"}\n}\n',
+                                         r"d\.json: one JSON object holding the whole file, not JSON Lines .*flatten"),
     # --- predict --------------------------------------------------------------------------------
     "predict_not_a_run": Case(["predict", "<tmp>", "x"], r"not a domainft run or model directory"),
     "predict_nothing": Case(["predict", "<run>"], r"predict: give texts as arguments or --input"),

@@ -13,7 +13,7 @@ from domainft.data.layout import read_and_split
 from domainft.data.readers import detect_format, read_text
 from domainft.data.splits import seeded_split
 from domainft.errors import DataError
-from domainft.jsonl import jsonl_records
+from domainft.jsonl import json_records
 
 if TYPE_CHECKING:
     from domainft.data.spec import DataSpec
@@ -64,7 +64,7 @@ def read_instructions(path: Path, spec: DataSpec) -> list[Instruction]:
     if fmt != "jsonl":
         raise DataError(f"{path}: task: generation reads JSONL (one JSON object per line), not {fmt}")
     pairs = []
-    for line, row in jsonl_records(read_text(path, spec.encoding or "utf-8"), str(path)):
+    for line, row in json_records(read_text(path, spec.encoding or "utf-8"), str(path)):
         where = f"{path} line {line}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from domainft.data.readers import read_text
 from domainft.errors import DataError
-from domainft.jsonl import jsonl_records
+from domainft.jsonl import json_records
 
 if TYPE_CHECKING:
     from domainft.data.spec import DataSpec
@@ -131,7 +131,7 @@ def read_token_table(path: Path, spec: DataSpec, encoding: str = "utf-8") -> lis
 
 def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8") -> list[Sentence]:
     sentences = []
-    for lineno, record in jsonl_records(read_text(path, encoding), str(path)):
+    for lineno, record in json_records(read_text(path, encoding), str(path)):
         if not isinstance(record, dict):
             raise DataError(f"{path} line {lineno}: expected a JSON object such as "
                             f'{{"{tokens_key}": [...], "{tags_key}": [...]}}, got {type(record).__name__}')

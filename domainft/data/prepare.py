@@ -44,7 +44,7 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
     kind = f"group split by {s.group_column!r}" if s.group_column else "split"
     train, validation, test, layout = read_and_split(
         spec, read=lambda p: _checked(_read(p, spec, fields, report), p, spec),
-        split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: _key(e, same),
+        split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: example_key(e, same),
         dedup=lambda exs: _deduplicate(exs, same), split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
     report.update(layout)
     labels = _label_set(spec.labels, train, validation + test)
@@ -57,13 +57,13 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
     return DataBundle(train, validation, test, labels, report)
 
 
-def _key(ex: Example, same=str):
+def example_key(ex: Example, same=str):
     """What makes two examples the same input: the text, and the second text of a pair."""
     return same(ex.text) if ex.pair is None else (same(ex.text), same(ex.pair))
 
 
 def _deduplicate(examples: list[Example], same=str) -> tuple[list[Example], dict]:
-    examples, dedup = deduplicate(examples, lambda ex: _key(ex, same))
+    examples, dedup = deduplicate(examples, lambda ex: example_key(ex, same))
     return examples, {"duplicates_removed": dedup.duplicates_removed,
                       "conflicting_texts_removed": dedup.conflicting_texts,
                       "conflicting_rows_removed": dedup.conflicting_rows_removed}

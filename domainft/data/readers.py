@@ -10,15 +10,16 @@ import csv
 import gzip
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from domainft.data.cells import CellError, as_text, is_missing, render
+from domainft.data.cells import CellError, as_text, is_missing, parse_number, render
 from domainft.data.spec import template_fields
 from domainft.data.tables import TABLE_FORMATS, is_saved_dataset, table_rows
 from domainft.errors import DataError
-from domainft.jsonl import jsonl_records
+from domainft.jsonl import json_records
 
 if TYPE_CHECKING:
     from domainft.data.spec import ColumnSpec, DataSpec
@@ -42,6 +43,9 @@ class Example:
     # task: multilabel: the example's label set (possibly empty); `label` is then its canonical key
     # (label_key), which deduplication compares. None for one-label examples.
     labels: tuple[str, ...] | None = None
+    # task: regression: the numeric targets (data.label_column or data.target_columns), NaN where
+    # the cell is one of data.missing_values; None for the label tasks.
+    values: tuple[float, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -66,6 +70,7 @@ class TextFields:
     multilabel: bool = False  # task: multilabel: each row holds a label set (labels_of)
     label_delimiter: str | None = None
     label_columns: tuple[str, ...] = ()
+    target_columns: tuple[str, ...] = ()  # task: regression: numeric targets instead of a label
 
     @classmethod
     def of(cls, spec: DataSpec, multilabel: bool = False) -> TextFields:
@@ -92,7 +97,11 @@ class TextFields:
                 for name in self.template_columns()}
         for name in self.pair_columns():
             need.setdefault(name, "data.text_pair_template" if self.pair_template else "data.text_pair_column")
-        if self.label_columns:
+        if self.target_columns:
+            setting = "data.target_columns" if self.target_columns != (self.label_column,) else "data.label_column"
+            for name in self.target_columns:
+                need.setdefault(name, setting)
+        elif self.label_columns:
             for name in self.label_columns:
                 need.setdefault(name, "data.label_columns")
         else:
@@ -128,6 +137,23 @@ class TextFields:
             return None
         raw = as_text(row[self.reference_column])
         return None if not raw or is_missing(raw, self.missing_values) else raw
+
+    def values_of(self, row: dict) -> tuple[float, ...]:
+        """The numeric targets (a decimal comma reads as a point); NaN for a missing-value marker."""
+        values = []
+        for name in self.target_columns:
+            cell = row[name]
+            if isinstance(cell, (list, dict)):
+                raise CellError(f"column {name!r}: holds a {type(cell).__name__} ({cell!r}), not a number")
+            raw = as_text(cell)
+            if is_missing(raw, self.missing_values):
+                values.append(math.nan)
+            elif not raw:
+                raise CellError(f"column {name!r}: empty target; fill it in, remove the row, or list '' in "
+                                "data.missing_values to leave rows without a target out (counted)")
+            else:
+                values.append(parse_number(raw, name))
+        return tuple(values)
 
     def group_of(self, row: dict) -> str | None:
         return as_text(row[self.group_column]) if self.group_column else None
@@ -304,6 +330,7 @@ def _delimiter_hint(columns: list[str]) -> str:
 def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
     try:
         text = fields.text_of(row)
+        values = fields.values_of(row) if fields.target_columns else None
     except CellError as e:
         raise DataError(f"{path} line {line}: {e}") from None
     if fields.multilabel:
@@ -312,6 +339,9 @@ def _example(path: Path, line: int, row: dict, fields: TextFields) -> Example:
         except CellError as e:
             raise DataError(f"{path} line {line}: {e}") from None
         return Example(text, label_key(labels), str(path), line, None, fields.group_of(row), labels=labels,
+                       pair=_pair(path, line, row, fields))
+    if values is not None:
+        return Example(text, "", str(path), line, None, fields.group_of(row), values=values,
                        pair=_pair(path, line, row, fields))
     label = row[fields.label_column]
     if isinstance(label, (list, tuple, dict)):
@@ -369,7 +399,7 @@ def _read_table(path: Path, fmt: str, fields: TextFields) -> list[Example]:
 
 def _read_jsonl(path: Path, text: str, fields: TextFields) -> list[Example]:
     examples = []
-    for line, row in jsonl_records(text, str(path)):
+    for line, row in json_records(text, str(path)):
         if not isinstance(row, dict):
             raise DataError(f"{path} line {line}: expected a JSON object, got {type(row).__name__}")
         _check_columns(path, list(row), fields, where=f" line {line}")

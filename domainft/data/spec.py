@@ -125,6 +125,12 @@ class DataSpec(Section):
                                         "the empty label set")
     label_columns: list[str] = Field(default_factory=list, description="multilabel: one 0/1 column per "
                                      "label (Kaggle-style); the column names are the labels")
+    target_columns: list[str] = Field(default_factory=list, description="regression: the columns (JSON "
+                                      "keys) of several numeric targets, predicted together; default: "
+                                      "the one target in data.label_column")
+    standardize_targets: bool = Field(True, description="regression: the model learns (y - mean) / std of "
+                                      "the training targets (stored with the model); predictions and "
+                                      "metrics are in the data's own units either way")
     labels: list[str] | None = Field(None, description="fixed label order; other labels are errors")
     label_names: dict[str, str] | None = Field(
         None, description="raw label value -> the name shown everywhere ({0: negative, 1: neutral}): in "
@@ -222,6 +228,13 @@ class DataSpec(Section):
                               "not both")
         if self.text_pair_column is not None or self.text_pair_template is not None:
             inputs += self._template_inputs("text_pair", self.text_pair_column, self.text_pair_template)
+        targets = self.target_columns or [self.label_column]
+        if len(set(self.target_columns)) != len(self.target_columns):
+            raise field_error("data.target_columns", "lists a column twice")
+        for name in self.target_columns:
+            if name in self.columns:
+                raise field_error(f"data.columns.{name}", "is a target column (data.target_columns): column "
+                                  "options shape input text; targets are read as numbers")
         if self.label_column in self.columns:
             raise field_error(f"data.columns.{self.label_column}", "is the label column: column options shape "
                               "input text; name label values with data.label_names ({0: negative, ...})")
@@ -236,7 +249,7 @@ class DataSpec(Section):
                                   "options shape input text")
         for field, name in inputs:
             if name in self.leak_columns or name in (self.label_column, self.reference_column) \
-                    or name in self.label_columns:
+                    or name in self.label_columns or name in targets:
                 raise field_error(field, f"uses column {name!r}, which is the label, "
                                   "the reference or in data.leak_columns; the model must not see it")
         if self.ordinal and self.labels is None:

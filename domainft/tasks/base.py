@@ -15,10 +15,10 @@ The hooks, in the order a run calls them:
     model_class, model_kwargs          the transformers auto class and its head arguments
     words          the words of examples (lexicon mining, tokens per word)
     encode, count_truncated            examples -> a datasets.Dataset; how many were too long
-    class_weights, loss_function       the loss (shared default: weighted cross-entropy)
+    class_weights, loss_for            the loss (shared default: weighted cross-entropy)
     collator, metrics_for, model_loss, eval_hook   what the Trainer needs
     per_example, fit_decision, evaluate (-> report)  a split's entry in metrics.json
-    manifest_extras, examples           what the saved model and metrics.json carry besides
+    manifest_extras, data_manifest, examples   what the saved model and metrics.json carry besides
     predict                             trained model + texts -> one dict per text
 """
 from __future__ import annotations
@@ -137,6 +137,11 @@ class Task(ABC):
         class weights and label smoothing when either is set."""
         return cross_entropy_loss(weights, smoothing)
 
+    def loss_for(self, recipe, weights: list[float] | None):
+        """The run's loss_function: None or a Trainer compute_loss_func (a task whose loss reads
+        other train.* settings overrides this; the default passes train.label_smoothing)."""
+        return self.loss_function(weights, recipe.train.label_smoothing)
+
     def model_loss(self):
         """None (the model computes its loss), or a function (model, inputs, num_items_in_batch) ->
         loss that the Trainer uses instead of calling the model with labels."""
@@ -179,6 +184,11 @@ class Task(ABC):
 
     def manifest_extras(self, recipe) -> dict:
         """Entries the model manifest carries for prediction (beyond labels and lengths)."""
+        return {}
+
+    def data_manifest(self, data) -> dict:
+        """Entries the model manifest carries that come from the training data (regression: the
+        targets' training mean and standard deviation)."""
         return {}
 
     def examples(self, trained, data, recipe) -> dict:
