@@ -87,11 +87,12 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
     try:
         import_code(code)
         from domainft.bases import resolve_base
+        from domainft.data.hub import with_hub_splits
         from domainft.recipe import Recipe
         from domainft.tasks import get_task
 
         r = Recipe.from_yaml(recipe, set_ or [])
-        data = get_task(r.task).load_data(r.data)
+        data = get_task(r.task).load_data(with_hub_splits(r.data))
         base = resolve_base(r.base.name, r.base.revision)
     except DomainftError as e:
         _fail(e)

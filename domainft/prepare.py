@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from domainft.bases import ResolvedBase, resolve_base
+from domainft.data.hub import with_hub_splits
 from domainft.lexicon import Injection, inject_lexicon, train_new_rows
 from domainft.methods import ModelContext, TuningMethod, count_parameters, get_method
 from domainft.model import build_model
@@ -72,8 +73,9 @@ def prepare(recipe: Recipe, echo=print) -> Prepared:
 
 
 def read_data(task: Task, recipe: Recipe):
-    """The recipe's data, read, checked and split by the task's reader."""
-    return task.load_data(recipe.data)
+    """The recipe's data, read, checked and split by the task's reader (a data.hub dataset is
+    downloaded first and read as its saved splits)."""
+    return task.load_data(with_hub_splits(recipe.data))
 
 
 def encode_splits(task: Task, splits: dict, tokenizer, labels: list[str], recipe: Recipe) -> tuple[dict, dict]:

@@ -205,3 +205,42 @@ def test_pool_rows_mean_and_max():
 def test_windows_do_not_apply_to_ner(tiny_base):
     with pytest.raises(RecipeError, match="data.long_inputs.*applies to tasks? .*classification"):
         Recipe.from_dict({"task": "ner", "base": str(tiny_base), "data": {"path": "x", "long_inputs": "windows"}})
+
+
+# --- every task over texts reads pairs and windows alike ---------------------------------------------
+
+
+def task_rows(task: str) -> list[dict]:
+    """nli_rows (long clauses every third row) labelled for `task`: a label, a label set (empty for
+    not mentioned), or a score."""
+    rows = nli_rows(long_every=3)
+    if task == "multilabel":
+        return [{**r, "label": [] if r["label"] == "not_mentioned" else [r["label"], "clause"]} for r in rows]
+    if task == "regression":
+        return [{**r, "label": (1.0 if r["label"] == "entailment" else -1.0) + i / 100} for i, r in enumerate(rows)]
+    return rows
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
+def test_pairs_in_windows_for_every_text_task(tiny_base, tmp_path, task):
+    path = write(tmp_path / "rows.jsonl", task_rows(task))
+    result = quiet(Recipe.from_dict({
+        "name": "pairs", "task": task, "base": str(tiny_base),
+        "data": {"path": str(path), "text_column": "hypothesis", "text_pair_column": "clause", "max_length": 32,
+                 "stride": 8, "long_inputs": "windows", "split": {"stratify": False}},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7},
+        "output": {"dir": str(tmp_path / "run")}}))
+    assert result.metrics["test"]["n"] == result.metrics["data"]["counts"]["test"]  # pooled per example
+    inputs = [(p["text"], p["text_pair"]) for p in PAIRS]
+    before = result.model.predict(inputs)
+    assert load(result.run_dir).predict(inputs) == before
+    pooling = load(result.run_dir).manifest["text_inputs"]["window_pooling"]
+    assert pooling == ("max" if task == "multilabel" else "mean")
+    bundle = load_bundle(export_run(result.run_dir, echo=lambda *a: None).dir, "fp32")
+    for a, b in zip(bundle.predict(inputs), before):
+        assert a.keys() == b.keys()
+        if task == "regression":
+            assert a["value"] == pytest.approx(b["value"], abs=1e-4)
+        else:
+            assert a.get("label") == b.get("label") and a.get("labels") == b.get("labels")
+            assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 1e-4

@@ -97,11 +97,30 @@ class WideSpec(Section):
         "with all its categories; counted either way. Unset: drop (classification), keep (multilabel)")
 
 
+class HubSplits(Section):
+    """The Hub dataset's split names for domainft's three splits."""
+
+    train: str = "train"
+    validation: str | None = Field("validation", description="null: carved from train (data.split.validation)")
+    test: str | None = Field("test", description="null: no test split")
+
+
+class HubSpec(Section):
+    """`data.hub`: a dataset on the Hugging Face Hub (datasets.load_dataset), instead of files."""
+
+    id: str = Field(min_length=1, description="the dataset id, e.g. 'takala/financial_phrasebank'")
+    config: str | None = Field(None, description="the dataset's configuration (subset) name, if it has several")
+    revision: str | None = Field(None, description="a branch, tag or commit: pin it for runs that repeat")
+    splits: HubSplits = Field(default_factory=HubSplits)
+
+
 class DataSpec(Section):
     format: Literal["auto", "csv", "tsv", "jsonl", "phrasebank", "conll", "token_table", "wide_lists", "parquet",
                     "hf_dataset"] = "auto"
     path: Path | None = Field(None, description="one file, split by `split`; for ner also a corpus "
                                                 "directory with train/devel/test files")
+    hub: HubSpec | None = Field(None, description="a Hugging Face Hub dataset by id and split names "
+                                "(instead of path / train): read as format hf_dataset")
     train: Path | None = None
     validation: Path | None = None
     test: Path | None = None
@@ -273,7 +292,12 @@ class DataSpec(Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
-        if (self.path is None) == (self.train is None):
+        if self.hub is not None:
+            if self.path is not None or self.train is not None or self.validation or self.test:
+                raise ValueError("`hub` names the dataset: give it without `path` / `train` / `validation` / `test`")
+            if self.format not in ("auto", "hf_dataset"):
+                raise ValueError("`hub` datasets read as format hf_dataset: leave data.format unset")
+        elif (self.path is None) == (self.train is None):
             raise ValueError("give either `path` (one file to split) or `train` (with optional "
                              "`validation` and `test`), not both and not neither")
         if self.path is not None and (self.validation or self.test):

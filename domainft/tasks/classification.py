@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Recipe fields that only text classification reads (tasks/base.py, Task.fields).
 FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column", "data.labels", "data.label_names",
                     "data.columns", "data.duplicates", "data.text_pair_column", "data.text_pair_template",
-                    "data.long_inputs", "data.stride",
+                    "data.long_inputs", "data.stride", "data.hub",
                     "data.leak_columns", "data.reference_column", "data.missing_values", "data.delimiter",
                     "data.ordinal", "data.split.group_column", "decision.escalate_threshold",
                     "decision.max_under_rate",

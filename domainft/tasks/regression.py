@@ -37,7 +37,7 @@ FIELDS = frozenset({"data.text_column", "data.text_template", "data.label_column
                     "data.columns", "data.duplicates", "data.leak_columns", "data.missing_values",
                     "data.delimiter", "data.split.group_column", "lexicon", "export.enabled",
                     "data.standardize_targets", "train.loss", "train.huber_delta", "data.text_pair_column",
-                    "data.text_pair_template", "data.long_inputs", "data.stride"})
+                    "data.text_pair_template", "data.long_inputs", "data.stride", "data.hub"})
 # Classification settings a regression recipe may carry by mistake, and why they do not apply.
 REFUSED = {
     "data.labels": "targets are numbers, not a label set; name the target columns in data.label_column "
