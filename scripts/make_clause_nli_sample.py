@@ -4,9 +4,9 @@ The sample has the shape of ContractNLI (`../shared/datasets/contract_nli`): a w
 a fixed hypothesis about it, labelled entailment (a clause says so), contradiction (a clause says
 the opposite) or not_mentioned (no clause on the topic). One JSON object per (contract,
 hypothesis): {"contract_id", "hypothesis", "contract", "label"}, gzip-compressed (each
-contract repeats once per hypothesis). Agreements are 14-20 invented
-clauses (about 400-700 words), the deciding clause anywhere in them, so that a reader that keeps
-only the opening tokens misses most of them: recipes/clause_nli.yaml reads them in windows.
+contract repeats once per hypothesis). Agreements are 4-10 invented clauses (about 90-215
+words, 120-280 tokens), the deciding clause anywhere in them, so that a reader that keeps only
+the first 96 tokens misses many of them: recipes/clause_nli.yaml reads them in windows.
 Nothing comes from ContractNLI. Re-run to regenerate:
     python scripts/make_clause_nli_sample.py
 """
@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "clause_nli_sample.jsonl.gz"
-CONTRACTS = 48
+CONTRACTS = 40
 SEED = 11
 
 PARTIES = ["Bluefin Analytics", "Corrado Logistics", "Halvorsen Medical", "Kestrel Software", "Meridian Foods",
@@ -100,7 +100,7 @@ def contract(rng: random.Random) -> tuple[str, dict[str, str]]:
     """An agreement's text and, per topic, what it says: entailment, contradiction or not_mentioned."""
     a, b = rng.sample(PARTIES, 2)
     fill = {"a": a, "b": b, "years": rng.choice(YEARS)}
-    clauses = rng.sample(BOILERPLATE, rng.randint(10, 14))
+    clauses = rng.sample(BOILERPLATE, rng.randint(2, 4))
     labels = {}
     for topic, (_, yes, no) in TOPICS.items():
         labels[topic] = rng.choices(["entailment", "contradiction", "not_mentioned"], [0.45, 0.2, 0.35])[0]

@@ -244,3 +244,16 @@ def test_pairs_in_windows_for_every_text_task(tiny_base, tmp_path, task):
         else:
             assert a.get("label") == b.get("label") and a.get("labels") == b.get("labels")
             assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 1e-4
+
+
+def test_the_clause_nli_recipe_reads_its_sample_as_pairs_in_windows(tiny_base, tmp_path):
+    from conftest import ROOT
+
+    recipe = Recipe.from_yaml(ROOT / "recipes" / "clause_nli.yaml").override(
+        {"base": str(tiny_base), "train.epochs": 1, "output.dir": str(tmp_path / "run"),
+         "data.path": str(ROOT / "data" / "clause_nli_sample.jsonl.gz")})
+    result = quiet(recipe)
+    counts, truncated = result.metrics["data"]["counts"], result.metrics["data"]["truncated"]
+    assert counts["test"] > 0 and result.metrics["test"]["n"] == counts["test"]
+    assert truncated["train"] > counts["train"] / 2  # most agreements are longer than one window
+    assert result.model.input_settings == {"text_pair": True, "long_inputs": "windows", "window_pooling": "mean"}
