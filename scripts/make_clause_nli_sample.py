@@ -6,7 +6,7 @@ the opposite) or not_mentioned (no clause on the topic). One JSON object per (co
 hypothesis): {"contract_id", "hypothesis", "contract", "label"}, gzip-compressed (each
 contract repeats once per hypothesis). Agreements are 4-10 invented clauses (about 90-215
 words, 120-280 tokens), the deciding clause anywhere in them, so that a reader that keeps only
-the first 96 tokens misses many of them: recipes/clause_nli.yaml reads them in windows.
+the first 128 tokens misses many of them: recipes/clause_nli.yaml reads them in windows.
 Nothing comes from ContractNLI. Re-run to regenerate:
     python scripts/make_clause_nli_sample.py
 """

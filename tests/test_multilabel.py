@@ -304,3 +304,18 @@ def test_legal_multilabel_recipe_runs_on_the_sample(tiny_base, tmp_path, monkeyp
     assert m["data"]["groups"]["shared_between_splits"] == 0 and m["data"]["multi_category"]
     assert m["train"]["best_metric_name"] == "macro_f1" and m["test"]["thresholds"]["rule"] == "global"
     assert len(m["test"]["per_class"]) == 15
+
+
+def test_evaluations_during_training_score_at_their_best_threshold():
+    """Early in training every probability can sit below 0.5: scored at 0.5, micro-F1 would be 0 for
+    every checkpoint and early stopping would compare zeros."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from domainft.tasks import get_task
+
+    logits = np.array([[-1.0, -3.0], [-3.0, -1.2], [-1.1, -3.0]], dtype=np.float32)  # all below 0.5
+    gold = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    scores = get_task("multilabel").metrics_for(None, ["a", "b"])(SimpleNamespace(predictions=logits, label_ids=gold))
+    assert scores["micro_f1"] == 1.0 and scores["threshold"] < 0.5
