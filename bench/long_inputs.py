@@ -103,7 +103,7 @@ def run_domainft(name: str, arm: str, seed: int, recipe: str, overrides: list[st
 def run_peer(name: str, seed: int, recipe: str, overrides: list[str], max_length: int, epochs: float) -> dict:
     from domainft.recipe import Recipe
 
-    r = Recipe.from_file(recipe_file(recipe)).override([*overrides, *arm_overrides("truncate")])
+    r = Recipe.from_yaml(recipe_file(recipe)).override([*overrides, *arm_overrides("truncate")])
     split = write_split(r, OUT / "long_inputs" / f"{name}_split")
     row, wall = run_script_json(PEER_TRAINER, [split, base_path(), OUT / "long_inputs" / f"{name}_peer_s{seed}",
                                                "--seed", seed, "--max-length", max_length, "--epochs", epochs])
