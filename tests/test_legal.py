@@ -48,12 +48,12 @@ def spec(path: Path, **wide) -> DataSpec:
 
 
 def read(path: Path, **wide):
-    from domainft.data.prepare import _read
+    from domainft.data.prepare import read_file
     from domainft.data.readers import TextFields
 
     report: dict = {}
     s = spec(path, **wide)
-    return _read(path, s, TextFields.of(s), report), report["multi_category"][str(path)]
+    return read_file(path, s, TextFields.of(s), report), report["multi_category"][str(path)]
 
 
 def test_reader_parses_list_cells_and_skips_answers_and_excluded(tmp_path):

@@ -257,3 +257,17 @@ def test_the_clause_nli_recipe_reads_its_sample_as_pairs_in_windows(tiny_base, t
     assert counts["test"] > 0 and result.metrics["test"]["n"] == counts["test"]
     assert truncated["train"] > counts["train"] / 2  # most agreements are longer than one window
     assert result.model.input_settings == {"text_pair": True, "long_inputs": "windows", "window_pooling": "mean"}
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
+def test_an_empty_second_text_names_its_line_for_every_text_task(tiny_base, tmp_path, task):
+    from domainft.prepare import read_data
+    from domainft.tasks import get_task
+
+    rows = task_rows(task)
+    rows[4]["clause"] = ""
+    path = write(tmp_path / "rows.jsonl", rows)
+    r = Recipe.from_dict({"task": task, "base": str(tiny_base),
+                          "data": {"path": str(path), "text_column": "hypothesis", "text_pair_column": "clause"}})
+    with pytest.raises(DomainftError, match=r"rows.jsonl line 5: empty second text"):
+        read_data(get_task(task), r)

@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domainft.data.layout import read_and_split
-from domainft.data.prepare import EXPECTED, DataBundle, _deduplicate, _group_counts
-from domainft.data.readers import (
-    DEFAULT_ENCODING,
-    Example,
-    TextFields,
-    check_not_empty,
-    detect_format,
-    read_examples,
-    read_text,
+from domainft.data.prepare import (
+    DataBundle,
+    _deduplicate,
+    _group_counts,
+    check_inputs,
+    example_key,
+    read_file,
+    undeclared,
 )
+from domainft.data.readers import Example, TextFields, detect_format
 from domainft.data.splits import group_split, normalized_text, stratified_split
-from domainft.data.wide import read_wide, resolve_multi_category
 from domainft.errors import DataError
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ def prepare_multilabel(spec: DataSpec) -> DataBundle:
     kind = f"group split by {s.group_column!r}" if s.group_column else "split"
     train, validation, test, layout = read_and_split(
         spec, read=lambda p: _checked(_read(p, spec, fields, report), p, spec),
-        split=lambda exs, val, tst: split_multilabel(exs, spec, val, tst), key=lambda e: same(e.text),
+        split=lambda exs, val, tst: split_multilabel(exs, spec, val, tst), key=lambda e: example_key(e, same),
         dedup=lambda exs: _deduplicate(exs, same),
         split_kind=f"{'stratified (rarest label) ' if s.stratify else ''}{kind}")
     report.update(layout)
@@ -68,40 +67,22 @@ def prepare_multilabel(spec: DataSpec) -> DataBundle:
 
 
 def _read(path: Path, spec: DataSpec, fields: TextFields, report: dict) -> list[Example]:
-    if spec.format != "wide_lists":
-        fmt = detect_format(path, spec.format)
-        if fmt == "phrasebank":
-            raise DataError(f"{path}: read as data.format phrasebank (`sentence@label`, one label per "
-                            "sentence); task: multilabel reads csv, tsv, jsonl, parquet, hf_dataset or "
-                            "wide_lists: set data.format")
-        return read_examples(path, fmt, fields, spec.encoding, spec.delimiter)
-    text = read_text(path, spec.encoding or DEFAULT_ENCODING["wide_lists"])
-    check_not_empty(path, text, "wide_lists")
-    examples = read_wide(path, text, spec.wide, fields.group_column, spec.delimiter or ",")
+    if spec.format != "wide_lists" and detect_format(path, spec.format) == "phrasebank":
+        raise DataError(f"{path}: read as data.format phrasebank (`sentence@label`, one label per "
+                        "sentence); task: multilabel reads csv, tsv, jsonl, parquet, hf_dataset or "
+                        "wide_lists: set data.format")
     # An excerpt under several categories of a contract is one example with all of them.
-    examples, counts = resolve_multi_category(examples, "keep")
-    report.setdefault("multi_category", {})[str(path)] = counts
-    return examples
+    return read_file(path, spec, fields, report, multi_category="keep")
 
 
 def _checked(examples: list[Example], path: Path, spec: DataSpec) -> list[Example]:
-    if not examples:
-        fmt = detect_format(path, spec.format)
-        raise DataError(f"{path}: holds no examples (read as data.format {fmt}{EXPECTED.get(fmt, '')}); "
-                        "check data.path / data.train and data.format")
-    for ex in examples:
-        if not ex.text:
-            raise DataError(f"{ex.where}: empty text; fill it in or remove the row")
-        if spec.labels is not None:
+    check_inputs(examples, path, spec)
+    if spec.labels is not None:
+        for ex in examples:
             unknown = [label for label in ex.labels if label not in spec.labels]
             if unknown:
-                raise _undeclared(ex, unknown[0], spec.labels)
+                raise undeclared(ex, spec.labels, unknown[0])
     return examples
-
-
-def _undeclared(ex: Example, label: str, declared: list[str]) -> DataError:
-    return DataError(f"data.labels: {ex.where}: label {label!r} is not in data.labels "
-                     f"({', '.join(declared)}); add it there or fix the row")
 
 
 def _label_set(spec: DataSpec, train: list[Example], others: list[Example]) -> list[str]:

@@ -43,7 +43,7 @@ def prepare_examples(spec: DataSpec) -> DataBundle:
     s = spec.split
     kind = f"group split by {s.group_column!r}" if s.group_column else "split"
     train, validation, test, layout = read_and_split(
-        spec, read=lambda p: _checked(_read(p, spec, fields, report), p, spec),
+        spec, read=lambda p: _checked(read_file(p, spec, fields, report), p, spec),
         split=lambda exs, val, test: _split(exs, spec, val, test), key=lambda e: example_key(e, same),
         dedup=lambda exs: _deduplicate(exs, same), split_kind=f"{'stratified ' if s.stratify else ''}{kind}")
     report.update(layout)
@@ -69,14 +69,17 @@ def _deduplicate(examples: list[Example], same=str) -> tuple[list[Example], dict
                       "conflicting_rows_removed": dedup.conflicting_rows_removed}
 
 
-def _read(path: Path, spec: DataSpec, fields: TextFields, report: dict) -> list[Example]:
+def read_file(path: Path, spec: DataSpec, fields: TextFields, report: dict, multi_category: str = "drop"
+              ) -> list[Example]:
+    """One file's examples; `multi_category`: what a wide table's excerpt under several categories
+    becomes unless data.wide.multi_category says (single-label: dropped; multilabel: kept)."""
     if spec.format != "wide_lists":
         return read_examples(path, spec.format, fields, spec.encoding, spec.delimiter)
     text = read_text(path, spec.encoding or DEFAULT_ENCODING["wide_lists"])
     check_not_empty(path, text, "wide_lists")
     examples = read_wide(path, text, spec.wide, fields.group_column, spec.delimiter or ",")
-    # An excerpt under several categories has no single label: never silent, always counted.
-    examples, counts = resolve_multi_category(examples, spec.wide.multi_category or "drop")
+    # Never silent, always counted.
+    examples, counts = resolve_multi_category(examples, spec.wide.multi_category or multi_category)
     report.setdefault("multi_category", {})[str(path)] = counts  # per file read
     return examples
 
@@ -97,23 +100,30 @@ def _group_counts(column: str, *splits: list[Example]) -> dict:
 def _checked(examples: list[Example], path: Path, spec: DataSpec) -> list[Example]:
     """Each file's examples as read, before any split: none empty, each label one data.labels lists
     (checked here, so that an unknown label is not reported as a split problem)."""
+    check_inputs(examples, path, spec)
+    if spec.label_names is not None:
+        examples = [_named(ex, spec.label_names) for ex in examples]
+    declared = spec.labels
+    for ex in examples:
+        if not ex.label:
+            raise DataError(f"{ex.where}: empty label; fill it in or remove the row")
+        if declared is not None and ex.label not in declared:
+            raise undeclared(ex, declared)
+    return examples
+
+
+def check_inputs(examples: list[Example], path: Path, spec: DataSpec) -> None:
+    """What every task over texts needs of a file's examples: some, and each with its text (and the
+    second text of a pair) filled in; a DataError naming the file or line otherwise."""
     if not examples:
         fmt = detect_format(path, spec.format)
         raise DataError(f"{path}: holds no examples (read as data.format {fmt}{EXPECTED.get(fmt, '')}); "
                         "check data.path / data.train and data.format")
-    if spec.label_names is not None:
-        examples = [_named(ex, spec.label_names) for ex in examples]
-    declared = spec.labels
     for ex in examples:
         if not ex.text:
             raise DataError(f"{ex.where}: empty text; fill it in or remove the row")
         if ex.pair == "":
             raise DataError(f"{ex.where}: empty second text (data.text_pair_*); fill it in or remove the row")
-        if not ex.label:
-            raise DataError(f"{ex.where}: empty label; fill it in or remove the row")
-        if declared is not None and ex.label not in declared:
-            raise _undeclared(ex, declared)
-    return examples
 
 
 def _named(ex: Example, names: dict[str, str]) -> Example:
@@ -130,8 +140,10 @@ EXPECTED = {"phrasebank": ": `sentence@label` lines", "csv": ": a header row, th
             "wide_lists": ": a header row, then one row per document"}
 
 
-def _undeclared(ex: Example, declared: list[str]) -> DataError:
-    return DataError(f"data.labels: {ex.where}: label {ex.label!r} is not in data.labels "
+def undeclared(ex: Example, declared: list[str], label: str | None = None) -> DataError:
+    """A label (default: the example's) that data.labels does not list."""
+    label = ex.label if label is None else label
+    return DataError(f"data.labels: {ex.where}: label {label!r} is not in data.labels "
                      f"({', '.join(declared)}); add it there or fix the row")
 
 
@@ -141,7 +153,7 @@ def _label_set(declared: list[str] | None, train: list[Example], others: list[Ex
     if declared is not None:
         for ex in train + others:
             if ex.label not in declared:
-                raise _undeclared(ex, declared)
+                raise undeclared(ex, declared)
         missing = [label for label in declared if label not in seen]
         if missing:
             raise DataError(f"data.labels: {', '.join(map(repr, missing))} never occur in the training data")

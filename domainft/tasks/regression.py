@@ -20,7 +20,7 @@ import numpy as np
 from domainft.batching import predict_sorted
 from domainft.data import DataBundle, Example
 from domainft.data.layout import read_and_split
-from domainft.data.prepare import EXPECTED, example_key
+from domainft.data.prepare import check_inputs, example_key
 from domainft.data.readers import TextFields, detect_format, read_examples
 from domainft.data.splits import group_split, normalized_text, shared_groups, stratified_split
 from domainft.decode import destandardize, target_values
@@ -164,12 +164,7 @@ class RegressionTask(ClassificationTask):
             raise DataError(f"{path}: task: regression reads {', '.join(READS)} (a header row or JSON keys naming "
                             f"the text and target columns), not {fmt}; set data.format or convert the file")
         examples = read_examples(path, fmt, fields, spec.encoding, spec.delimiter)
-        if not examples:
-            raise DataError(f"{path}: holds no examples (read as data.format {fmt}{EXPECTED.get(fmt, '')}); "
-                            "check data.path / data.train and data.format")
-        for ex in examples:
-            if not ex.text:
-                raise DataError(f"{ex.where}: empty text; fill it in or remove the row")
+        check_inputs(examples, path, spec)
         kept = [ex for ex in examples if not any(math.isnan(v) for v in ex.values)]
         report["targets_missing"] += len(examples) - len(kept)
         if not kept:
