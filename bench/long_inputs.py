@@ -12,13 +12,17 @@ Experiments (one split each, made by domainft's own loader; seeds vary training 
   the peer (bench/peer_trainer_script.py: the pair through the tokenizer, truncated to the same
   max_length, 3 epochs at 2e-5).
 - cuad: recipes/legal_clause_review.yaml on CUAD (single-label clause typing, max_length 256),
-  windows against the recipe's truncation (the longest excerpts run to ~700 words).
+  windows against the recipe's truncation (the longest excerpts run to ~700 words), and the peer.
+
+--base picks the base of every arm and the peer (results are keyed by experiment, arm, seed and
+base, so a bert-tiny comparison at a CPU budget sits beside MiniLM's).
 
 Every finished run is saved to bench/results/long_inputs.json at once (`--resume` skips the runs
 already there); the table goes into bench/README.md (`--readme`).
 
     python bench/long_inputs.py [--experiments contract_nli cuad] [--arms windows truncate peer]
                                 [--seeds 13 14 15] [--set FIELD=VALUE ...] [--resume] [--readme]
+                                [--base minilm] [--peer-lr 2e-5] [--peer-epochs 3]
     python bench/long_inputs.py --smoke      # the synthetic sample, 1 epoch, seed 13: a few minutes
     python bench/long_inputs.py --from-json bench/results/long_inputs.json --readme   # table only
 """
@@ -92,22 +96,26 @@ def arm_overrides(arm: str) -> list[str]:
     return {"windows": ["data.long_inputs=windows"], "truncate": ["data.long_inputs=truncate"]}[arm]
 
 
-def run_domainft(name: str, arm: str, seed: int, recipe: str, overrides: list[str]) -> dict:
-    run_dir = OUT / "long_inputs" / f"{name}_{arm}_s{seed}"
-    m = run_recipe(recipe, [*overrides, *arm_overrides(arm), "base=minilm", f"train.seed={seed}"], run_dir)
+def run_domainft(name: str, arm: str, seed: int, recipe: str, overrides: list[str], base: str) -> dict:
+    run_dir = OUT / "long_inputs" / f"{name}_{arm}_{base}_s{seed}"
+    m = run_recipe(recipe, [*overrides, *arm_overrides(arm), f"base={base}", f"train.seed={seed}"], run_dir)
     return {**{f"test_{k}": m["test"][k] for k in METRICS}, "train_wall_s": m["train"]["wall_time_s"],
             "epochs": m["train"]["epochs_run"], "truncated": m["data"]["truncated"], "counts": m["data"]["counts"],
             "tool": f"domainft ({arm})"}
 
 
-def run_peer(name: str, seed: int, recipe: str, overrides: list[str], max_length: int, epochs: float) -> dict:
+def run_peer(name: str, seed: int, recipe: str, overrides: list[str], epochs: float, base: str,
+             lr: float | None) -> dict:
+    """The plain script on domainft's split, padded to the recipe's max_length (the tokens domainft's
+    truncate arm sees)."""
     from domainft.recipe import Recipe
 
     r = Recipe.from_yaml(recipe_file(recipe)).override([*overrides, *arm_overrides("truncate")])
     split = write_split(r, OUT / "long_inputs" / f"{name}_split")
-    row, wall = run_script_json(PEER_TRAINER, [split, base_path(), OUT / "long_inputs" / f"{name}_peer_s{seed}",
-                                               "--seed", seed, "--max-length", max_length, "--epochs", epochs])
-    return {**row, "tool": f"peer Trainer script (pad {max_length}, {epochs:g} epochs)", "wall_s": wall}
+    row, wall = run_script_json(PEER_TRAINER, [split, base_path(base), OUT / "long_inputs" / f"{name}_peer_s{seed}",
+                                               "--seed", seed, "--max-length", r.data.max_length, "--epochs", epochs,
+                                               *(["--lr", lr] if lr else [])])
+    return {**row, "wall_s": wall}
 
 
 def main() -> None:
@@ -116,6 +124,10 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=["windows", "truncate", "peer"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--base", default="minilm", help="the base of every arm, the peer's too (bert-tiny: the "
+                                                     "comparison at a CPU budget)")
+    ap.add_argument("--peer-lr", type=float, help="the peer's learning rate (default its 2e-5)")
+    ap.add_argument("--peer-epochs", type=float, default=PEER_EPOCHS, help=f"the peer's epochs (default {PEER_EPOCHS})")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--readme", action="store_true")
     ap.add_argument("--smoke", action="store_true")
@@ -135,22 +147,21 @@ def main() -> None:
         recipe, overrides = experiment_settings(name, args.smoke)
         overrides += args.sets
         for arm in args.arms:
-            if arm == "peer" and name != "contract_nli":
-                continue  # the recipes benchmark (bench/recipes.py) has CUAD's peer
             for seed in args.seeds:
-                key = {"experiment": name, "arm": arm, "seed": seed}
-                if args.resume and any(all(r.get(k) == v for k, v in key.items()) for r in results["runs"]):
+                key = {"experiment": name, "arm": arm, "seed": seed, "base": args.base}
+                if args.resume and any(all(r.get(k, "minilm") == v for k, v in key.items()) for r in results["runs"]):
                     continue
                 try:
                     if arm == "peer":
-                        max_length = 256
-                        row = run_peer(name, seed, recipe, overrides, max_length, 1 if args.smoke else PEER_EPOCHS)
+                        row = run_peer(name, seed, recipe, overrides, 1 if args.smoke else args.peer_epochs, args.base,
+                                       args.peer_lr)
                     else:
-                        row = run_domainft(name, arm, seed, recipe, overrides)
+                        row = run_domainft(name, arm, seed, recipe, overrides, args.base)
                 except RunFailed as e:
                     print(e, flush=True)
                     continue
-                results["runs"] = [r for r in results["runs"] if not all(r.get(k) == v for k, v in key.items())]
+                results["runs"] = [r for r in results["runs"]
+                                   if not all(r.get(k, "minilm") == v for k, v in key.items())]
                 results["runs"].append({**key, **row, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                         "machine": platform.processor() or platform.machine()})
                 save_results(results_file, results)
@@ -166,17 +177,18 @@ def render(results: dict) -> str:
     """Test scores, mean ± sd over seeds (%), one row per experiment and arm."""
     groups: dict[tuple, list[dict]] = {}
     for r in results["runs"]:
-        groups.setdefault((r["experiment"], r["arm"]), []).append(r)
-    lines = ["| experiment | arm | tool | test accuracy | test macro-F1 | test micro-F1 | seeds | train s (mean) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (name, arm), rows in sorted(groups.items()):
+        groups.setdefault((r["experiment"], r.get("base", "minilm"), r["arm"]), []).append(r)
+    lines = ["| experiment | base | arm | tool | test accuracy | test macro-F1 | test micro-F1 | seeds "
+             "| train s (mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (name, base, arm), rows in sorted(groups.items()):
         cells = []
         for k in METRICS:
             values = [100 * r[f"test_{k}"] for r in rows if f"test_{k}" in r]
             cells.append(_mean_sd(values))
         wall = statistics.mean(r.get("train_wall_s", r.get("wall_s", 0)) for r in rows)
         seeds = " ".join(str(r["seed"]) for r in sorted(rows, key=lambda r: r["seed"]))
-        lines.append(f"| {name} | {arm} | {rows[0]['tool']} | {' | '.join(cells)} | {seeds} | {wall:.0f} |")
+        lines.append(f"| {name} | {base} | {arm} | {rows[0]['tool']} | {' | '.join(cells)} | {seeds} | {wall:.0f} |")
     return "\n".join(lines)
 
 

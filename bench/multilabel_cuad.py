@@ -61,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=float, help="train.epochs of the domainft runs (default the recipes'; "
                                                 "--smoke: 1)")
     p.add_argument("--peer-epochs", type=float, help="the peer's epochs (default its 3; --smoke: 1)")
+    p.add_argument("--peer-lr", type=float, help="the peer's learning rate (default its 2e-5; a small base such "
+                                                 "as bert-tiny wants domainft's 1e-4)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="FIELD=VALUE for every domainft run (and the split the peer sees)")
     p.add_argument("--skip-peer", action="store_true")
@@ -114,21 +116,26 @@ def domainft_row(recipe: str, seed: int, args) -> dict:
     run_dir = args.work / f"{recipe}_s{seed}"
     start = time.perf_counter()
     m = run_recipe(recipe, [*overrides(args), f"train.seed={seed}"], run_dir, env=env(args))
-    base = read_manifest(run_dir)["base"]
+    manifest = read_manifest(run_dir)
+    base = manifest["base"]
     keys = METRICS if recipe == RECIPE else ("micro_f1", "macro_f1", "accuracy")
     return {"recipe": recipe, "tool": "domainft", "seed": seed, "test": {k: m["test"][k] for k in keys},
             "test_n": m["test"]["n"], "counts": m["data"]["counts"],
             "thresholds": m["test"].get("thresholds", {}).get("rule"),
             "threshold": next(iter(m["test"].get("thresholds", {}).get("values", {}).values()), None),
             "train_wall_s": m["train"]["wall_time_s"], "process_wall_s": round(time.perf_counter() - start, 1),
-            "epochs": m["train"]["epochs_run"], "base": base["requested"], "base_path": base["path"]}
+            "epochs": m["train"]["epochs_run"], "base": base["requested"], "base_path": base["path"],
+            "max_length": manifest["max_length"]}
 
 
 def peer_row(seed: int, split_dir: Path, own: dict, args) -> dict:
     checkpoints = args.work / "peer_checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
+    # The peer pads to the max_length domainft truncates at, so both see the same tokens.
     out, wall = run_script_json(PEER, [split_dir, own["base_path"], checkpoints, "--seed", seed,
-                                       *(["--epochs", f"{args.peer_epochs:g}"] if args.peer_epochs else [])], env(args))
+                                       "--max-length", own["max_length"],
+                                       *(["--epochs", f"{args.peer_epochs:g}"] if args.peer_epochs else []),
+                                       *(["--lr", f"{args.peer_lr:g}"] if args.peer_lr else [])], env(args))
     if out["counts"] != own["counts"]:
         raise RunFailed(f"peer split {out['counts']} differs from domainft's {own['counts']}")
     return {"recipe": RECIPE, "tool": "peer", "label": out["tool"], "seed": seed,
@@ -161,15 +168,15 @@ def table(rows: list[dict], meta: dict) -> str:
              "recipe drops the multi-category excerpts (a smaller test set): shown beside, not comparable "
              "number for number." + (" **Smoke run (sample data, 1 epoch): checks the script, says nothing "
                                      "about quality.**" if meta.get("smoke") else ""), "",
-             "| recipe | tool | seeds | micro-F1 | macro-F1 | samples-F1 | exact match | test n | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| recipe | base | tool | seeds | micro-F1 | macro-F1 | samples-F1 | exact match | test n | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for recipe, tool in ((RECIPE, "domainft"), (RECIPE, "peer"), (SINGLE, "domainft")):
         rs = [r for r in rows if (r["recipe"], r["tool"]) == (recipe, tool)]
         if not rs:
             continue
         cell = lambda k: pct([r["test"][k] for r in rs if k in r["test"]])  # noqa: E731
         name = f"{tool} ({rs[0].get('thresholds')} threshold)" if recipe == RECIPE and tool == "domainft" else tool
-        lines.append(f"| {recipe} | {name} | {len(rs)} | {cell('micro_f1')} | {cell('macro_f1')} | "
+        lines.append(f"| {recipe} | {rs[0]['base']} | {name} | {len(rs)} | {cell('micro_f1')} | {cell('macro_f1')} | "
                      f"{cell('samples_f1')} | {cell('subset_accuracy')} | {rs[0]['test_n']} | "
                      f"{statistics.fmean(r['train_wall_s'] for r in rs):.0f} |")
     return "\n".join(lines)

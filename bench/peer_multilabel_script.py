@@ -6,7 +6,7 @@ problem_type="multi_label_classification" (sigmoid + BCE), every text padded to 
 predicted when its probability is at least 0.5. Reads SPLIT_DIR/{train,validation,test}.jsonl
 ({"text", "labels": [...]}) and SPLIT_DIR/labels.json; prints one JSON line.
 Usage: python bench/peer_multilabel_script.py SPLIT_DIR MODEL_DIR OUT_DIR
-           [--seed 13] [--epochs 3] [--max-length 64]
+           [--seed 13] [--epochs 3] [--max-length 64] [--lr 2e-5]
 """
 import argparse
 import json
@@ -25,6 +25,7 @@ parser.add_argument("out_dir")
 parser.add_argument("--seed", type=int, default=13)
 parser.add_argument("--epochs", type=float, default=3)
 parser.add_argument("--max-length", type=int, default=64)
+parser.add_argument("--lr", type=float, default=2e-5, help="the tutorials' 2e-5 unless told (a small base wants more)")
 cli = parser.parse_args()
 set_seed(cli.seed)
 THRESHOLD = 0.5
@@ -70,7 +71,7 @@ def compute_metrics(pred):
 
 
 args = TrainingArguments(
-    output_dir=cli.out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=2e-5,
+    output_dir=cli.out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=cli.lr,
     per_device_train_batch_size=16, per_device_eval_batch_size=16, num_train_epochs=cli.epochs,
     weight_decay=0.01, load_best_model_at_end=True, metric_for_best_model="micro_f1", save_total_limit=1,
     report_to=[], seed=cli.seed, disable_tqdm=True)
@@ -81,7 +82,7 @@ trainer.train()
 wall = time.perf_counter() - start
 test = trainer.predict(data["test"], metric_key_prefix="test").metrics
 print(json.dumps({"tool": f"peer Trainer script (multi-label, pad {cli.max_length}, {cli.epochs:g} epochs, "
-                          f"threshold {THRESHOLD})",
+                          f"lr {cli.lr:g}, threshold {THRESHOLD})",
                   **{k: test[f"test_{k}"] for k in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")},
                   "counts": {name: len(items) for name, items in rows.items()},
                   "seed": cli.seed, "epochs": cli.epochs, "train_wall_s": wall,

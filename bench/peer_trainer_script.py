@@ -1,12 +1,12 @@
 """The peer: what does a plain Hugging Face Trainer script, of the kind users write from the tutorials,
 score on the same split as domainft? (Run by bench/recipes.py and bench/finance_phrasebank.py.)
 
-Pads every text to max_length 64, 3 epochs at lr 2e-5, batch 16, evaluation each epoch, best
+Pads every text to max_length 64, 3 epochs at lr 2e-5 (--lr), batch 16, evaluation each epoch, best
 checkpoint restored. Reads train/validation/test CSVs (text,label; text,text_pair,label for pairs) and
 prints one JSON line;
 --predictions also writes the predicted test labels (a JSON list, in test.csv order).
 Usage: python bench/peer_trainer_script.py SPLIT_DIR MODEL_DIR OUT_DIR
-           [--seed 13] [--epochs 3] [--max-length 64] [--predictions FILE]
+           [--seed 13] [--epochs 3] [--max-length 64] [--lr 2e-5] [--predictions FILE]
 """
 import argparse
 import csv
@@ -25,6 +25,7 @@ parser.add_argument("out_dir")
 parser.add_argument("--seed", type=int, default=13)
 parser.add_argument("--epochs", type=float, default=3)
 parser.add_argument("--max-length", type=int, default=64)
+parser.add_argument("--lr", type=float, default=2e-5, help="the tutorials' 2e-5 unless told (a small base wants more)")
 parser.add_argument("--predictions")
 cli = parser.parse_args()
 split_dir, model_dir, out_dir = cli.split_dir, cli.model_dir, cli.out_dir
@@ -64,7 +65,7 @@ def compute_metrics(pred):
 
 
 args = TrainingArguments(
-    output_dir=out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=2e-5,
+    output_dir=out_dir, eval_strategy="epoch", save_strategy="epoch", learning_rate=cli.lr,
     per_device_train_batch_size=16, per_device_eval_batch_size=16, num_train_epochs=cli.epochs,
     weight_decay=0.01, load_best_model_at_end=True, metric_for_best_model="f1", save_total_limit=1,
     report_to=[], seed=cli.seed, disable_tqdm=True)
@@ -78,7 +79,7 @@ test = out.metrics
 if cli.predictions:
     with open(cli.predictions, "w", encoding="utf-8") as f:
         json.dump([labels[i] for i in out.predictions.argmax(-1)], f)
-print(json.dumps({"tool": f"peer Trainer script (pad {cli.max_length}, {cli.epochs:g} epochs)",
+print(json.dumps({"tool": f"peer Trainer script (pad {cli.max_length}, {cli.epochs:g} epochs, lr {cli.lr:g})",
                   "test_accuracy": test["test_accuracy"], "test_macro_f1": test["test_f1"],
                   "test_micro_f1": test["test_micro_f1"], "seed": cli.seed, "epochs": cli.epochs, "train_wall_s": wall,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
