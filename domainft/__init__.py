@@ -7,6 +7,9 @@
 __version__ = "0.1.0"
 
 from domainft.errors import DomainftError, RecipeError  # noqa: E402
+from domainft.quiet import silence_foreign_noise  # noqa: E402
+
+silence_foreign_noise()
 
 # Imported on first use: `domainft.serving` must import without torch or transformers.
 _LAZY = {"load": "domainft.model", "run": "domainft.pipeline", "RunResult": "domainft.pipeline",

@@ -54,7 +54,11 @@ def import_code(paths: list[Path] | None) -> None:
 def _fail(e: Exception) -> None:
     # Bytes that were not UTF-8 (a path or text from the command line) print as \udce9, not a traceback.
     message = str(e).encode("utf-8", "backslashreplace").decode("utf-8")
-    err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+    from domainft.distributed import world
+
+    w = world()  # under torchrun every rank may fail alike; say which one speaks
+    rank = f"[rank {w.rank}/{w.size}] " if w.distributed else ""
+    err.print(f"{rank}error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(getattr(e, "exit_code", 2))
 
 
@@ -75,8 +79,22 @@ def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
                             echo=(lambda *a: None) if quiet else out.print)
     except DomainftError as e:
         _fail(e)
-    if quiet:
+    if quiet and result.model is not None:  # the main rank's (the others wrote nothing)
         out.print(str(result.run_dir))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from domainft import __version__
+
+        print(f"domainft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")):
+    """Fine-tune pretrained models into domain classifiers, taggers and generators from YAML recipes."""
 
 
 @app.command()

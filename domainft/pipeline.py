@@ -14,17 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from domainft import __version__
+from domainft import __version__, distributed
 from domainft.errors import DomainftError
 from domainft.export import export_run
 from domainft.lexicon import fold_new_rows, save_new_rows
 from domainft.methods import artefact_size
 from domainft.model import TrainedModel, load, save_model
+from domainft.precision import Precision, choose_precision
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
 from domainft.rundir import RunDir, RunPlan, plan_run
-from domainft.training import build_trainer
+from domainft.training import build_trainer, check_training_setup
 
 
 @dataclass
@@ -33,7 +34,8 @@ class RunResult:
     model_dir: Path
     metrics: dict
     recipe: Recipe
-    model: TrainedModel  # the trained model in memory, as saved in model_dir
+    model: TrainedModel | None  # the trained model in memory, as saved in model_dir (None on other ranks
+    # than the main one of a multi-process run)
     bundle_dir: Path | None = None  # the ONNX bundle, when the recipe's export is enabled
 
     @property
@@ -43,14 +45,33 @@ class RunResult:
 
 def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         callbacks=()) -> RunResult:
-    """Train, evaluate and save one recipe. Everything is checked before any file is written."""
+    """Train, evaluate and save one recipe. Everything is checked before any file is written.
+
+    Launched as several processes (torchrun, accelerate launch), every rank prepares the same data
+    and trains on its shard; the main rank alone writes (distributed.py), and the others return
+    the same metrics with `model` None."""
+    distributed.setup()
+    main = distributed.is_main()
+    if not main:  # one console: the main rank's
+        progress, echo = False, _silent
     plan = plan_run(recipe, resume)
     if plan.export_only:
-        return _finish_export(recipe, plan.work, echo)
+        return _finish_export(recipe, plan.work, echo) if main else RunResult(
+            plan.final.path, plan.final.model_dir, {}, recipe, None)
+    check_training_setup(recipe)
     prepared = prepare(recipe, echo)
-    plan.start(recipe)
-    trainer, settings = train(prepared, plan, progress, echo, callbacks)
+    # The main rank decides (a CPU measurement, once); every rank trains in its precision.
+    precision = distributed.gather(choose_precision(recipe.train.precision, prepared.model if main else None,
+                                                    lambda: _sample_batch(prepared)))[0]
+    echo(f"precision: {precision.used} ({precision.reason})")
+    if main:
+        plan.start(recipe)
+    distributed.barrier()  # the run directory exists before any rank trains into it
+    trainer, settings = train(prepared, plan, progress, echo, callbacks, precision)
     recipe, metrics = evaluate(prepared, trainer, settings, echo)
+    distributed.barrier()  # every rank has trained and evaluated: the main rank writes from here
+    if not main:
+        return RunResult(plan.final.path, plan.final.model_dir, metrics, recipe, None)
     trained = save(prepared, trainer, recipe, plan.work, metrics)
     plan.finish()  # a run replacing an earlier one takes its place now, complete
     run_dir = plan.final
@@ -69,6 +90,10 @@ def _finish_export(recipe: Recipe, run_dir: RunDir, echo) -> RunResult:
     return RunResult(run_dir.path, run_dir.model_dir, metrics, recipe, load(run_dir.model_dir), bundle_dir)
 
 
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
 @dataclass
 class TrainSettings:
     """What train() resolved from the recipe and the method, and how long it took."""
@@ -76,24 +101,29 @@ class TrainSettings:
     lr: float
     gradient_checkpointing: bool
     checkpoint: str | None  # the checkpoint training resumed from
+    precision: Precision | None = None
     wall: float = 0.0
+    examples_seen: int = 0  # by this process
 
 
-def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
+def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks, precision: Precision | None = None):
     """Build the Trainer and train (from the plan's checkpoint on resume); the best checkpoint is
     loaded back. Training's end is recorded, so that a failure after it resumes without training."""
     recipe, task, method, run_dir, checkpoint = p.recipe, p.task, p.method, plan.work, plan.checkpoint
     weights = task.class_weights(p.data.train, p.data.labels, recipe.train.class_weights)
     settings = TrainSettings(lr=recipe.train.lr or method.default_lr,
                              gradient_checkpointing=_gradient_checkpointing(recipe, method),
-                             checkpoint=checkpoint)
+                             checkpoint=checkpoint, precision=precision)
     loss_function = task.loss_for(recipe, weights)
     trainer = build_trainer(recipe, task, p.model, p.tokenizer, p.encoded, run_dir.checkpoints,
                             loss_function, settings.lr, progress, echo, callbacks,
                             gradient_checkpointing=settings.gradient_checkpointing,
-                            eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=p.eval_hook)
-    for incomplete in run_dir.remove_incomplete_checkpoints():
-        echo(f"removed {incomplete.name}: an interrupted save left it incomplete")
+                            eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=p.eval_hook,
+                            precision=settings.precision, logging_dir=run_dir.logs_dir)
+    if distributed.is_main():
+        for incomplete in run_dir.remove_incomplete_checkpoints():
+            echo(f"removed {incomplete.name}: an interrupted save left it incomplete")
+    distributed.barrier()
     if plan.trained:
         echo(f"resuming: training had finished; evaluating its best checkpoint ({Path(checkpoint).name})")
         restore_trained(trainer, plan.trained)
@@ -107,10 +137,24 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks):
     with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)
     settings.wall = time.perf_counter() - started
-    trainer.state.save_to_json(str(run_dir.final_state_file))
-    run_dir.write_training_done({"best_checkpoint": trainer.state.best_model_checkpoint,
-                                 "state": str(run_dir.final_state_file), "wall_time_s": settings.wall})
+    settings.examples_seen = trainer.examples_seen
+    if distributed.is_main():
+        trainer.state.save_to_json(str(run_dir.final_state_file))
+        run_dir.write_training_done({"best_checkpoint": trainer.state.best_model_checkpoint,
+                                     "state": str(run_dir.final_state_file), "wall_time_s": settings.wall})
     return trainer, settings
+
+
+def _sample_batch(p: Prepared, n: int = 16) -> dict:
+    """A training batch of `n` examples, as the Trainer's collator builds it (the CPU bf16 measurement)."""
+    import inspect
+
+    model = p.model.get_base_model() if hasattr(p.model, "get_base_model") else p.model  # peft wraps it
+    # The columns the model's forward takes, as the Trainer keeps them (it drops the others).
+    names = {*inspect.signature(model.forward).parameters, "label", "labels", "label_ids"}
+    train = p.encoded["train"]
+    rows = [{k: v for k, v in train[i].items() if k in names} for i in range(min(n, len(train)))]
+    return dict(p.task.collator(p.tokenizer)(rows))
 
 
 def restore_trained(trainer, done: dict) -> None:
@@ -137,6 +181,8 @@ def evaluate(p: Prepared, trainer, settings: TrainSettings, echo) -> tuple[Recip
         "data": {**data.report, "labels": data.labels, "truncated": p.truncated},
         **({"lexicon": p.injection.report()} if p.injection else {}),
         "train": {"lr": settings.lr, "gradient_checkpointing": settings.gradient_checkpointing,
+                  "precision": settings.precision.report() if settings.precision else None,
+                  "distributed": _distributed_report(trainer, settings),
                   **_train_stats(trainer.state, recipe, len(data.train), settings)},
     }
     for split in ("validation", "test"):
@@ -226,6 +272,16 @@ def _train_stats(state, recipe: Recipe, n_train: int, settings: TrainSettings) -
         **_cuda_peak(),
         "log": [entry for entry in state.log_history if "eval_loss" in entry],
     }
+
+
+def _distributed_report(trainer, settings: TrainSettings) -> dict:
+    """How many processes trained and what each saw (a collective: every rank calls it)."""
+    seen = distributed.gather(settings.examples_seen)
+    args = trainer.args
+    return {"world_size": distributed.world().size, "backend": distributed.backend(),
+            "per_device_batch_size": args.per_device_train_batch_size,
+            "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * len(seen),
+            "examples_seen_per_rank": seen}
 
 
 @contextmanager

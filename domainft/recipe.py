@@ -9,6 +9,7 @@ Task.fields in tasks/base.py).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -84,6 +85,56 @@ class TrainSpec(Section):
     gradient_checkpointing: bool | None = Field(
         None, description="recompute activations in the backward pass instead of keeping them (less "
         "memory, slower steps); default: on for qlora, off otherwise")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision of training; auto: bf16 on GPUs that support it, fp16 on older "
+        "GPUs; on CPUs fp32 unless a few bf16 steps of this model measure faster here (recorded in "
+        "metrics.json train.precision)")
+    logging_steps: int = Field(10, ge=1, description="training loss, learning rate and gradient norm are "
+                               "logged every this many steps (metrics.json train.history, trackers)")
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="experiment trackers the Trainer reports to (none by default; "
+        "tensorboard writes RUN_DIR/logs/ offline; mlflow and wandb read their usual environment variables)")
+    deepspeed: Path | None = Field(None, description="a DeepSpeed JSON config (ZeRO stages, offload), handed "
+                                   "to the Trainer; launch with torchrun / accelerate launch / deepspeed")
+    fsdp: str | None = Field(None, description="PyTorch FSDP, the Trainer's option string, e.g. "
+                             "'full_shard auto_wrap'; launch with torchrun / accelerate launch")
+    fsdp_config: Path | dict[str, Any] | None = Field(None, description="FSDP settings (a JSON file or a "
+                                                       "mapping), the Trainer's fsdp_config")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value):
+        # `report_to: none` / `tensorboard` / `[tensorboard, mlflow]`, as the Trainer spells it.
+        if value is None or value == "none" or value == ["none"]:
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_config(cls, value):
+        if value is not None:
+            _json_file(value)
+        return value
+
+    @field_validator("fsdp_config")
+    @classmethod
+    def _fsdp_config(cls, value):
+        if isinstance(value, (str, Path)):
+            _json_file(Path(value))
+            return Path(value)
+        return value
+
+    @field_validator("fsdp")
+    @classmethod
+    def _fsdp_options(cls, value):
+        if value is None:
+            return value
+        known = ("full_shard", "shard_grad_op", "no_shard", "hybrid_shard", "hybrid_shard_zero2", "offload",
+                 "auto_wrap")
+        unknown = [word for word in value.split() if word not in known]
+        if unknown:
+            raise ValueError(f"unknown FSDP option {', '.join(unknown)}; the options are: {', '.join(known)}")
+        return value
 
     @field_validator("eval_every")
     @classmethod
@@ -91,6 +142,16 @@ class TrainSpec(Section):
         if isinstance(value, int) and value < 1:
             raise ValueError("a number of steps must be at least 1")
         return value
+
+
+def _json_file(path: Path) -> None:
+    """A config file handed to the Trainer: it must exist and be JSON (checked before any work)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path} is not a file (relative paths start at {Path.cwd()})")
+    try:
+        json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
 
 
 class FromDataSpec(Section):

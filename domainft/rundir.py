@@ -8,6 +8,7 @@
       metrics.json     written last: a run directory with it is finished
       onnx/            the exported bundle (`domainft export`, or export.enabled)
       merged/          generation runs: `domainft merge` output
+      logs/            trackers' files (TensorBoard event files) when train.report_to names one
 
 Every write goes through here (atomic file writes, staged directories), so that crash safety and
 multi-process training change this module only. What it promises: a kill at any moment leaves
@@ -39,11 +40,12 @@ MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
 BUNDLE_DIR = "onnx"
 MERGED_DIR = "merged"
+LOGS_DIR = "logs"  # trackers' files (TensorBoard event files), when train.report_to names one
 MANIFEST = "domainft.json"  # in model/ (and, with its own format, in an exported bundle)
 DONE_FILE = "training_done.json"  # in checkpoints/: training ended; the best checkpoint is named there
 FINAL_STATE_FILE = "final_trainer_state.json"  # in checkpoints/: the Trainer's state when training ended
 STAGING_SUFFIX = ".new"  # hidden sibling where a run that replaces an earlier one is built
-OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR}
+OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR, LOGS_DIR}
 
 
 class RunDir:
@@ -79,6 +81,10 @@ class RunDir:
     @property
     def merged_dir(self) -> Path:
         return self.path / MERGED_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / LOGS_DIR
 
     # --- state ---------------------------------------------------------------------------
     def is_started(self) -> bool:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from domainft.callbacks import EarlyStopping, EvalReport, QuietProgressCallback
+from domainft.distributed import has_accelerator, per_device_batch, world
+from domainft.errors import DomainftError
+from domainft.precision import Precision
 
 if TYPE_CHECKING:
     from domainft.recipe import Recipe
@@ -14,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progress: bool, lr: float,
-                       gradient_checkpointing: bool = False, eval_on_start: bool = False):
+                       gradient_checkpointing: bool = False, eval_on_start: bool = False,
+                       precision: Precision | None = None, logging_dir: Path | None = None):
     from transformers import TrainingArguments
 
     t = recipe.train
@@ -24,8 +28,12 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size,
+        # The recipe's batch sizes are global: each of N processes takes 1/N of every batch.
+        per_device_train_batch_size=per_device_batch(t.batch_size),
+        per_device_eval_batch_size=max(1, -(-t.eval_batch_size // world().size)),
+        # Without a GPU the Trainer must be told it trains on CPUs, or under torchrun it leaves the
+        # process group unused and every rank trains a full copy of its own.
+        use_cpu=not has_accelerator(),
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=lr,
         weight_decay=t.weight_decay,
@@ -36,10 +44,12 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
         data_seed=t.seed,
         eval_strategy=strategy,
         save_strategy=strategy,
-        logging_strategy=strategy,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        logging_dir=str(logging_dir) if logging_dir else None,
         eval_steps=t.eval_every if by_steps else None,
         save_steps=t.eval_every if by_steps else None,
-        logging_steps=t.eval_every if by_steps else 500,
         save_total_limit=1,  # with load_best_model_at_end the best is kept as well as the last
         load_best_model_at_end=True,
         metric_for_best_model=metric,
@@ -47,7 +57,11 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
         group_by_length=t.group_by_length,
         restore_callback_states_from_checkpoint=True,
         save_safetensors=True,
-        report_to=[],
+        report_to=list(t.report_to),
+        **(precision.trainer_flags if precision else {}),
+        deepspeed=str(t.deepspeed) if t.deepspeed else None,
+        fsdp=t.fsdp or "",
+        fsdp_config=str(t.fsdp_config) if isinstance(t.fsdp_config, Path) else t.fsdp_config,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=_has_cuda(),
@@ -58,6 +72,39 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
         eval_on_start=eval_on_start,
         prediction_loss_only=task.loss_only_eval,
     )
+
+
+# The Trainer's integration for each tracker, and the package it needs.
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
+                    "wandb": ("wandb", "wandb")}
+
+
+def check_training_setup(recipe: Recipe) -> None:
+    """What only this launch can tell, checked before anything is written (the Trainer itself
+    would fail later, mid-setup): the batch splits over the processes, the packages the train
+    section names are installed."""
+    per_device_batch(recipe.train.batch_size)
+    check_trackers(recipe.train.report_to)
+    if recipe.train.deepspeed is not None:
+        check_deepspeed()
+
+
+def check_trackers(trackers) -> None:
+    import importlib.util
+
+    for name in trackers:
+        module, package = TRACKER_PACKAGES[name]
+        if importlib.util.find_spec(module) is None:
+            raise DomainftError(f"train.report_to: {name} is not installed; `pip install {package}` (or drop it "
+                                "from train.report_to)")
+
+
+def check_deepspeed() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        raise DomainftError("train.deepspeed: DeepSpeed is not installed; `pip install deepspeed` (it needs a CUDA "
+                            "toolkit), or remove train.deepspeed")
 
 
 def _sequential_eval_trainer():
@@ -73,12 +120,40 @@ def _sequential_eval_trainer():
             super().__init__(*args, **kwargs)
             self.eval_hook = eval_hook
             self.model_loss = model_loss
+            self.examples_seen = 0  # by this process: under DDP each rank sees its share
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            first = next((v for v in inputs.values() if hasattr(v, "shape")), None)
+            self.examples_seen += int(first.shape[0]) if first is not None else 0
+            return super().training_step(model, inputs, num_items_in_batch)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.model_loss is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = self.model_loss(model, inputs, num_items_in_batch)
             return (loss, {"loss": loss}) if return_outputs else loss
+
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            # Under DDP on CPUs accelerate names every process's device cpu:0 and the Trainer maps
+            # the optimizer state there, a location torch.load cannot restore to ("don't know how
+            # to restore data location ... cpu:0"): on CPUs it is loaded to plain "cpu".
+            import torch
+
+            device = self.args.device
+            if checkpoint is None or self.args.world_size == 1 or device.type != "cpu":
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            original = torch.load
+
+            def load_to_cpu(*args, **kwargs):
+                if kwargs.get("map_location") == device:
+                    kwargs["map_location"] = "cpu"
+                return original(*args, **kwargs)
+
+            torch.load = load_to_cpu
+            try:
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            finally:
+                torch.load = original
 
         def _get_eval_sampler(self, eval_dataset):
             return SequentialSampler(eval_dataset) if eval_dataset is not None else None
@@ -98,10 +173,12 @@ def _sequential_eval_trainer():
 def build_trainer(recipe: Recipe, task: Task, model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
                   extra_callbacks=(), gradient_checkpointing: bool = False, eval_on_start: bool = False,
-                  eval_hook: Callable | None = None):
+                  eval_hook: Callable | None = None, precision: Precision | None = None,
+                  logging_dir: Path | None = None):
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    args = training_arguments(recipe, task, checkpoint_dir, progress, lr, gradient_checkpointing, eval_on_start)
+    args = training_arguments(recipe, task, checkpoint_dir, progress, lr, gradient_checkpointing, eval_on_start,
+                              precision, logging_dir)
     es = recipe.train.early_stopping
     callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:
