@@ -1,5 +1,8 @@
-"""Small single-purpose Trainer callbacks: strict early stopping and a readable progress line."""
+"""Small single-purpose Trainer callbacks: strict early stopping, a readable progress line, and
+wall-clock stamps on the training history."""
 from __future__ import annotations
+
+import time
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState, ProgressCallback
@@ -49,6 +52,23 @@ class EarlyStopping(TrainerCallback, ExportableState):
                      "patience": self.patience, "min_delta": self.min_delta},
             "attributes": {"best": self.best, "wait": self.wait},
         }
+
+
+class ElapsedTime(TrainerCallback):
+    """Every log entry (training loss, evaluation) gets `elapsed_s`: seconds since training started
+    in this process, so the history says when a score was reached, not only at which step. A
+    resumed run counts from its resumption."""
+
+    def __init__(self):
+        self.started: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # The Trainer has just appended (a copy of) `logs` to the history.
+        if state.log_history and self.started is not None:
+            state.log_history[-1]["elapsed_s"] = round(time.perf_counter() - self.started, 2)
 
 
 SHOWN = ("loss", "accuracy", "macro_f1", "mse", "pearson", "perplexity", "exact_match", "token_f1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from domainft.callbacks import EarlyStopping, EvalReport, QuietProgressCallback
+from domainft.callbacks import EarlyStopping, ElapsedTime, EvalReport, QuietProgressCallback
 from domainft.distributed import has_accelerator, per_device_batch, world
 from domainft.errors import DomainftError
 from domainft.precision import Precision
@@ -177,10 +177,13 @@ def build_trainer(recipe: Recipe, task: Task, model, tokenizer, datasets: dict, 
                   logging_dir: Path | None = None):
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    # A progress bar redraws its line with carriage returns: in a log file or a pipe the evaluation
+    # lines would land glued onto it, so it is drawn only on a terminal.
+    progress = progress and _is_terminal()
     args = training_arguments(recipe, task, checkpoint_dir, progress, lr, gradient_checkpointing, eval_on_start,
                               precision, logging_dir)
     es = recipe.train.early_stopping
-    callbacks = [EvalReport(es.metric, echo), *extra_callbacks]
+    callbacks = [ElapsedTime(), EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:
         callbacks.append(EarlyStopping(es.metric, task.greater_is_better(es.metric), es.patience, es.min_delta))
     trainer = _sequential_eval_trainer()(
@@ -208,6 +211,12 @@ def _labels(model) -> list[str]:
     id2label = model.config.id2label
     return [id2label[i] for i in range(len(id2label))]
 
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()  # where tqdm draws
 
 
 def _has_cuda() -> bool:
