@@ -224,7 +224,9 @@ def _train_stats(state, recipe: Recipe, n_train: int, settings: TrainSettings) -
         "examples_per_s": round(epochs * n_train / wall, 2) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         **_cuda_peak(),
-        "log": [entry for entry in state.log_history if "eval_loss" in entry],
+        # The Trainer's whole log: a training entry every logging step (loss, learning_rate, grad_norm),
+        # every evaluation (eval_*), and its closing summary (train_loss, train_runtime).
+        "history": [dict(entry) for entry in state.log_history],
     }
 
 

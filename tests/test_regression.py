@@ -152,7 +152,7 @@ def test_early_stopping_on_mse_keeps_the_lowest(tiny_base, tmp_path):
     assert not TASK.greater_is_better("mse") and not TASK.greater_is_better("mae")
     assert TASK.greater_is_better("pearson")
     m = quiet(r).metrics
-    log = [e["eval_mse"] for e in m["train"]["log"] if "eval_mse" in e]
+    log = [e["eval_mse"] for e in m["train"]["history"] if "eval_mse" in e]
     assert len(log) >= 3 and len(set(log)) > 1
     assert m["train"]["best_metric"] == pytest.approx(min(log))
     assert m["validation"]["mse"] == pytest.approx(min(log), rel=1e-4)  # the best checkpoint was restored
