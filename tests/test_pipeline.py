@@ -24,7 +24,7 @@ def first_eval_loss(result) -> float:
 def test_full_run_writes_run_dir_and_reloads_exactly(make_recipe):
     result = quiet_run(make_recipe())
     run_dir = result.run_dir
-    assert {p.name for p in run_dir.iterdir()} == {"model", "metrics.json", "recipe.yaml"}
+    assert {p.name for p in run_dir.iterdir()} == {"model", "metrics.json", "recipe.yaml", "report"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for split in ("validation", "test"):
         m = metrics[split]
