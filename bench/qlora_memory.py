@@ -121,8 +121,8 @@ def child(name: str, train_file: Path, validation_file: Path, overrides: list[st
         *overrides])
     probe = _probe()
     result = run(recipe, progress=False, echo=lambda *a: None, callbacks=[probe])
-    log = result.metrics["train"]["log"]
-    before = next(e["eval_loss"] for e in log if e["step"] == 0)
+    history = result.metrics["train"]["history"]
+    before = next(e["eval_loss"] for e in history if e["step"] == 0 and "eval_loss" in e)
     return {"config": name, "method": method, "gradient_checkpointing": checkpointing, "lr": lr,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
             "threads": torch.get_num_threads(), "steps": len(probe.steps),

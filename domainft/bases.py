@@ -70,6 +70,20 @@ class ResolvedBase:
         return f"{self.requested} ({self.source}: {self.path})"
 
 
+def hub_origin(requested: str, path: str, source: str) -> str | None:
+    """The Hub id a resolved base is (or is a copy of): the model card's base_model. None for a
+    local directory, whose origin is not known."""
+    if source == "hub":
+        return path
+    if requested in ALIASES:
+        return ALIASES[requested].hub_id
+    if requested in HUB_ALIASES:
+        return HUB_ALIASES[requested]
+    if source == "hub cache" and "/" in requested:
+        return requested
+    return None
+
+
 def resolve_base(candidates: list[str], revision: str | None = None) -> ResolvedBase:
     """The first candidate that resolves; otherwise one error listing why each failed."""
     reasons = []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from domainft import __version__
 from domainft.atomic import staged_dir
-from domainft.card import model_card
+from domainft.card import bundle_card
 from domainft.errors import DomainftError
 from domainft.model import load
 from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
@@ -84,7 +84,8 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
                                         threads, echo)
         manifest = bundle_manifest(trained, run, names, spec, parity, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        card = bundle_card(manifest, trained.manifest, run.read_metrics())
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     echo(f"bundle: {out} (model.onnx {manifest['files']['fp32']['mb']} MB"
          + (f", model.int8.onnx {manifest['files']['int8']['mb']} MB)" if manifest["files"]["int8"] else ")"))
     return ExportResult(out, manifest)

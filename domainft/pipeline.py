@@ -3,7 +3,7 @@
     recipe -> data -> tokenizer + lexicon -> base + head + method  (prepare.py)
            -> Trainer with early stopping                          (train, training.py)
            -> validation / test reports                            (evaluate)
-           -> the run directory: model/, metrics.json              (save, rundir.py)
+           -> the run directory: model/, report/, metrics.json     (save, rundir.py, plots.py)
            -> the ONNX bundle when export.enabled                  (export.py)
 """
 from __future__ import annotations
@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainft import __version__, distributed
+from domainft.bases import hub_origin
+from domainft.card import dataset_of, model_card
 from domainft.errors import DomainftError
 from domainft.export import export_run
 from domainft.lexicon import fold_new_rows, save_new_rows
 from domainft.methods import artefact_size
 from domainft.model import TrainedModel, load, save_model
+from domainft.plots import write_report
 from domainft.precision import Precision, choose_precision
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
-from domainft.rundir import RunDir, RunPlan, plan_run
+from domainft.rundir import REPORT_DIR, RunDir, RunPlan, plan_run
 from domainft.training import build_trainer, check_training_setup
 
 
@@ -72,7 +75,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     distributed.barrier()  # every rank has trained and evaluated: the main rank writes from here
     if not main:
         return RunResult(plan.final.path, plan.final.model_dir, metrics, recipe, None)
-    trained = save(prepared, trainer, recipe, plan.work, metrics)
+    trained = save(prepared, trainer, recipe, plan.work, metrics, echo)
     plan.finish()  # a run replacing an earlier one takes its place now, complete
     run_dir = plan.final
     if progress:
@@ -210,18 +213,30 @@ def _evaluate_split(p: Prepared, trainer, recipe: Recipe, split: str, echo) -> t
     return recipe, {**report, **extra, "loss": float(out.metrics[f"{split}_loss"])}
 
 
-def save(p: Prepared, trainer, recipe: Recipe, run_dir: RunDir, metrics: dict) -> TrainedModel:
-    """model/ (staged: it appears complete or not at all), then metrics.json, which marks the run
-    finished; checkpoints are removed unless output.keep_checkpoints."""
+def save(p: Prepared, trainer, recipe: Recipe, run_dir: RunDir, metrics: dict, echo=print) -> TrainedModel:
+    """model/ (staged: it appears complete or not at all; its README.md is the model card), then
+    report/ (plots of metrics.json's content; a plotting failure is a warning, never a failed run),
+    then metrics.json, which marks the run finished; checkpoints are removed unless
+    output.keep_checkpoints."""
     manifest = _manifest(p, recipe)
+    metrics["run"]["dataset"] = dataset_of(recipe)
     fold_new_rows(trainer.model)  # a plain embedding again, the trained rows in it
     with run_dir.staged_model_dir() as tmp:
         save_model(p.method, trainer.model, p.tokenizer, tmp, manifest)
         if p.ctx.new_token_ids:
             save_new_rows(trainer.model, p.ctx.new_token_ids, tmp)
+        (tmp / "README.md").write_text(model_card(manifest, metrics), encoding="utf-8")  # after peft's own card
     metrics["run"]["saved_mb"] = round(artefact_size(run_dir.model_dir) / 2**20, 2)
     trained = TrainedModel(trainer.model, p.tokenizer, p.task, manifest)
     metrics.update(p.task.examples(trained, p.data, recipe))
+    metrics.pop("report", None)
+    try:
+        with run_dir.staged_report_dir() as tmp:
+            files = write_report(metrics, tmp)
+        metrics["report"] = {"dir": REPORT_DIR, "files": [f.name for f in files]}
+    except Exception as e:  # the plots are a convenience; the trained model and its scores are the run
+        echo(f"warning: report/ not written, the plots failed ({type(e).__name__}: {str(e)[:200]}); "
+             "the run itself is complete")
     run_dir.write_metrics(metrics)
     if not recipe.output.keep_checkpoints:
         run_dir.remove_checkpoints()
@@ -233,7 +248,8 @@ def _manifest(p: Prepared, recipe: Recipe) -> dict:
     manifest = {"domainft_version": __version__, "task": p.task.name, "labels": p.data.labels,
                 "max_length": recipe.data.max_length, "stride": recipe.data.stride,
                 "tuning": recipe.tuning.model_dump(mode="json"),
-                "base": {"requested": p.base.requested, "path": p.base.path, "source": p.base.source},
+                "base": {"requested": p.base.requested, "path": p.base.path, "source": p.base.source,
+                         "hub_id": hub_origin(p.base.requested, p.base.path, p.base.source)},
                 **p.task.manifest_extras(recipe), **p.task.data_manifest(p.data)}
     if p.injection is not None:
         manifest["lexicon"] = {"terms_added": len(p.injection.added), "sources": p.injection.sources}
@@ -270,7 +286,9 @@ def _train_stats(state, recipe: Recipe, n_train: int, settings: TrainSettings) -
         "examples_per_s": round(epochs * n_train / wall, 2) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         **_cuda_peak(),
-        "log": [entry for entry in state.log_history if "eval_loss" in entry],
+        # The Trainer's whole log: a training entry every logging step (loss, learning_rate, grad_norm),
+        # every evaluation (eval_*), and its closing summary (train_loss, train_runtime).
+        "history": [dict(entry) for entry in state.log_history],
     }
 
 

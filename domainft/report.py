@@ -80,11 +80,14 @@ def print_summary(metrics: dict, run_dir: Path, console=None) -> None:
     for sample in metrics.get("samples", []):  # task: generation
         console.print("\n".join(f"[bold]{key}[/bold] {escape(sample[key])}"
                                 for key in ("prompt", "reference", "generated")), highlight=False)
-    before = next((e for e in train.get("log", []) if e.get("step") == 0), None)
+    before = next((e for e in train.get("history", []) if e.get("step") == 0 and "eval_loss" in e), None)
     if before is not None:  # task: generation evaluates the untrained model first
         console.print(f"validation loss before training {before['eval_loss']:.4f}, after "
                       f"{metrics['validation']['loss']:.4f}")
-    console.print(f"run directory: {run_dir}  (model/, metrics.json, recipe.yaml)")
+    console.print(f"run directory: {run_dir}  (model/ with its model card README.md, metrics.json, recipe.yaml)")
+    report = metrics.get("report")
+    if report and report.get("files"):
+        console.print(f"plots: {Path(run_dir) / report['dir']}/  ({', '.join(report['files'])})", highlight=False)
 
 
 def _severity_line(split: str, m: dict) -> str:

@@ -5,6 +5,7 @@
       checkpoints/     the Trainer's checkpoints while training (removed at the end unless kept),
                        and training_done.json once training has ended
       model/           the trained model: method.save output, tokenizer, domainft.json (the manifest)
+      report/          PNG plots drawn from metrics.json's content (plots.py), written just before it
       metrics.json     written last: a run directory with it is finished
       onnx/            the exported bundle (`domainft export`, or export.enabled)
       merged/          generation runs: `domainft merge` output
@@ -41,11 +42,13 @@ CHECKPOINTS_DIR = "checkpoints"
 BUNDLE_DIR = "onnx"
 MERGED_DIR = "merged"
 LOGS_DIR = "logs"  # trackers' files (TensorBoard event files), when train.report_to names one
+REPORT_DIR = "report"
 MANIFEST = "domainft.json"  # in model/ (and, with its own format, in an exported bundle)
 DONE_FILE = "training_done.json"  # in checkpoints/: training ended; the best checkpoint is named there
 FINAL_STATE_FILE = "final_trainer_state.json"  # in checkpoints/: the Trainer's state when training ended
 STAGING_SUFFIX = ".new"  # hidden sibling where a run that replaces an earlier one is built
-OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR, LOGS_DIR}
+OWN_NAMES = {RECIPE_FILE, METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR, BUNDLE_DIR, MERGED_DIR, LOGS_DIR,
+             REPORT_DIR}
 
 
 class RunDir:
@@ -85,6 +88,10 @@ class RunDir:
     @property
     def logs_dir(self) -> Path:
         return self.path / LOGS_DIR
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / REPORT_DIR
 
     # --- state ---------------------------------------------------------------------------
     def is_started(self) -> bool:
@@ -169,6 +176,12 @@ class RunDir:
     def staged_model_dir(self):
         """A temporary directory that becomes model/ when the block succeeds."""
         with staged_dir(self.model_dir) as tmp:
+            yield tmp
+
+    @contextmanager
+    def staged_report_dir(self):
+        """A temporary directory that becomes report/ when the block succeeds."""
+        with staged_dir(self.report_dir) as tmp:
             yield tmp
 
     def remove_checkpoints(self) -> None:

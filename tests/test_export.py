@@ -20,6 +20,7 @@ from domainft.serving import load as load_bundle
 from domainft.serving import session
 
 import contract
+from cards import card, run_snippet, snippets
 from conftest import ROOT, SAMPLE
 
 runner = CliRunner()
@@ -133,6 +134,11 @@ def test_lexicon_extended_vocabulary_exports_intact(tiny_base, tmp_path):
     np.testing.assert_allclose(predictor.logits(texts), load(result.run_dir).logits(texts), atol=1e-4)
     m = manifest_of(bundle)
     assert m["lexicon"]["terms_added"] == 5 and m["lexicon"]["vocab_size"] == len(result.model.tokenizer)
+    # The model card's peft code grows the base's embedding and puts the added rows back, as domainft does.
+    plain = snippets(result.model_dir / "README.md")[-1]
+    assert "resize_token_embeddings" in plain
+    ns = run_snippet(plain.replace('["Your text here."]', repr(texts)), result.model_dir)
+    np.testing.assert_allclose(ns["logits"], load(result.run_dir).logits(texts), atol=1e-5)
 
 
 def matmul_weight_types(path) -> set[int]:
@@ -333,3 +339,24 @@ def test_bundle_loads_as_is_with_optimum(exported):
         assert model.config.id2label == dict(enumerate(result.metrics["data"]["labels"]))
         int8 = cls.from_pretrained(result.bundle_dir, file_name="model.int8.onnx")
         assert int8(**batch).logits.shape == reference.shape
+
+
+def test_bundle_cards_carry_hub_metadata_and_code_that_runs(exported):
+    classification, ner = exported("classification", "lora"), exported("ner", "adapter")
+    expected = load_bundle(classification.bundle_dir, "fp32").predict(TEXTS)
+    data, _ = card(classification.bundle_dir / "README.md")
+    assert data["tags"] == ["domainft", "classification", "lora", "onnx"] and "library_name" not in data
+    optimum, onnxruntime = snippets(classification.bundle_dir / "README.md")[1:]
+    for code in (optimum, onnxruntime):
+        ns = run_snippet(code.replace('["Your text here."]', repr(TEXTS)), classification.bundle_dir)
+        assert ns["predicted"] == [p["label"] for p in expected]
+        np.testing.assert_allclose(ns["probs"], [list(p["scores"].values()) for p in expected], atol=1e-5)
+    data, _ = card(ner.bundle_dir / "README.md")
+    assert data["pipeline_tag"] == "token-classification"
+    assert data["model-index"][0]["results"][0]["task"]["type"] == "token-classification"
+    (code,) = snippets(ner.bundle_dir / "README.md")[1:]  # Optimum only: windows are domainft.serving's
+    assert isinstance(run_snippet(code, ner.bundle_dir)["entities"], list)
+    # The saved model's card beside it: adapters, loaded without domainft.
+    model_card = ner.model_dir / "README.md"
+    assert card(model_card)[0]["library_name"] == "adapter-transformers"
+    assert isinstance(run_snippet(snippets(model_card)[-1], ner.model_dir)["entities"], list)

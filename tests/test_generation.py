@@ -14,6 +14,7 @@ from domainft.errors import DataError, DomainftError, RecipeError
 from domainft.recipe import Recipe
 from domainft.textmatch import exact_match, token_f1
 
+from cards import card, report_files, run_snippet, snippets
 from contract import write_pairs
 
 PROMPTS = ["Clause 7: the supplier shall pay the fees. Who bears the duty?",
@@ -52,6 +53,17 @@ def tokenizer(tiny_decoder):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_decoder)
+
+
+def test_report_and_model_card_of_a_generation_run(runs):
+    result = runs["lora"]
+    assert report_files(result.run_dir) == ["learning_curves.png"]
+    data, _ = card(result.model_dir / "README.md")
+    assert data["pipeline_tag"] == "text-generation" and data["library_name"] == "peft"
+    code = snippets(result.model_dir / "README.md")[-1]
+    ns = run_snippet(code.replace("Your instruction here.", PROMPTS[0]), result.model_dir)
+    assert ns["answer"] == result.model.generate([PROMPTS[0]])[0]
+    assert "4-bit" in (runs["qlora"].model_dir / "README.md").read_text()
 
 
 # --- masking -----------------------------------------------------------------------------------
@@ -122,7 +134,7 @@ def test_qlora_loads_the_base_in_4bit_nf4_and_trains_only_lora(runs, tiny_decode
 
     train = result.metrics["train"]
     assert train["gradient_checkpointing"] is True and train["steps"] > 0
-    before, *after = train["log"]
+    before, *after = [e for e in train["history"] if "eval_loss" in e]
     assert before["step"] == 0 and after  # the untrained model is evaluated first, for reference
     assert np.isfinite(result.metrics["validation"]["loss"])
     assert result.metrics["validation"]["loss"] < before["eval_loss"]  # the steps did something

@@ -18,6 +18,7 @@ from domainft.recipe import Recipe
 from domainft.serving import load as load_bundle
 from domainft.tasks import get_task
 
+from cards import card, report_files, run_snippet, snippets
 from conftest import ROOT
 
 SAMPLE = ROOT / "data" / "clause_tags_sample.jsonl"
@@ -271,7 +272,8 @@ def test_reload_onnx_and_cli_agree_with_pytorch(trained, tmp_path):
     bundle_dir = trained.bundle_dir
     manifest = json.loads((bundle_dir / "domainft.json").read_text())
     assert manifest["thresholds"] == json.loads((trained.model_dir / "domainft.json").read_text())["thresholds"]
-    assert manifest["parity"]["max_abs_diff"] <= 1e-4 and "Multi-label" in (bundle_dir / "README.md").read_text()
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    assert "one sigmoid probability per label" in (bundle_dir / "README.md").read_text()
     served = load_bundle(bundle_dir, "fp32").predict(TEXTS)
     for got, want in zip(served, expected):
         assert got["labels"] == want["labels"]
@@ -282,6 +284,23 @@ def test_reload_onnx_and_cli_agree_with_pytorch(trained, tmp_path):
     assert line["text"] == TEXTS[0] and line["labels"] == expected[0]["labels"]
     again = export_run(trained.run_dir, out=tmp_path / "b", echo=lambda *a: None)  # `domainft export` later
     assert again.manifest["thresholds"] == manifest["thresholds"]
+
+
+def test_report_and_model_cards(trained):
+    assert report_files(trained.run_dir) == ["learning_curves.png", "per_class_f1.png"]
+    data, _ = card(trained.model_dir / "README.md")
+    assert data["pipeline_tag"] == "text-classification" and "multilabel" in data["tags"]
+    assert {m["name"] for m in data["model-index"][0]["results"][0]["metrics"]} >= {"Micro F1 (test)",
+                                                                                   "Samples F1 (test)"}
+    expected = [set(p["labels"]) for p in trained.model.predict(TEXTS)]
+    ns = run_snippet(snippets(trained.model_dir / "README.md")[-1].replace('["Your text here."]', repr(TEXTS)),
+                     trained.model_dir)
+    assert [set(p) for p in ns["predicted"]] == expected
+    bundle_card = trained.bundle_dir / "README.md"
+    assert "onnx" in card(bundle_card)[0]["tags"]
+    for code in snippets(bundle_card)[1:]:  # Optimum, then onnxruntime
+        ns = run_snippet(code.replace('["Your text here."]', repr(TEXTS)), trained.bundle_dir)
+        assert [set(p) for p in ns["predicted"]] == expected
 
 
 def test_run_summary_shows_the_multilabel_columns(trained):

@@ -16,6 +16,8 @@ from domainft.recipe import DataSpec, Recipe
 from domainft.tasks.ner import NerTask, encode_words
 from domainft.wordwindows import best_window, merge_windows, plan_windows
 
+from cards import card, index_scores, report_files, run_snippet, snippets
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "medical_ner"
 
@@ -283,6 +285,15 @@ def test_ner_run_scores_entities_and_reloads_to_identical_predictions(ner_recipe
     reloaded = load(result.run_dir)
     assert reloaded.predict(texts) == before
     np.testing.assert_allclose(reloaded.logits(texts), result.model.logits(texts), atol=1e-6)
+
+    assert report_files(result.run_dir) == ["learning_curves.png", "per_entity.png"]
+    data, _ = card(result.model_dir / "README.md")
+    assert data["pipeline_tag"] == "token-classification"
+    assert data["library_name"] == {"full": "transformers", "lora": "peft"}[method]
+    assert index_scores(data)["Entity F1 (seqeval, strict IOB2) (test)"] == pytest.approx(metrics["test"]["f1"],
+                                                                                          abs=1e-4)
+    found = run_snippet(snippets(result.model_dir / "README.md")[-1], result.model_dir)["entities"]
+    assert len(found) == 1 and all(e["entity_group"] == "Disease" for e in found[0])
 
 
 def test_label_smoothing_skips_ignored_tokens():

@@ -17,10 +17,14 @@ def quiet_run(recipe, **kw):
     return run(recipe, progress=False, echo=lambda *a: None, **kw)
 
 
+def first_eval_loss(result) -> float:
+    return next(e["eval_loss"] for e in result.metrics["train"]["history"] if "eval_loss" in e)
+
+
 def test_full_run_writes_run_dir_and_reloads_exactly(make_recipe):
     result = quiet_run(make_recipe())
     run_dir = result.run_dir
-    assert {p.name for p in run_dir.iterdir()} == {"model", "metrics.json", "recipe.yaml"}
+    assert {p.name for p in run_dir.iterdir()} == {"model", "metrics.json", "recipe.yaml", "report"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for split in ("validation", "test"):
         m = metrics[split]
@@ -95,14 +99,14 @@ def test_balanced_class_weights_change_the_loss(make_recipe, tmp_path):
     plain = quiet_run(make_recipe({"train.epochs": 1}))
     weighted = quiet_run(make_recipe({"train.epochs": 1, "train.class_weights": "balanced",
                                       "output.dir": str(tmp_path / "w")}))
-    assert weighted.metrics["train"]["log"][0]["eval_loss"] != plain.metrics["train"]["log"][0]["eval_loss"]
+    assert first_eval_loss(weighted) != first_eval_loss(plain)
 
 
 def test_label_smoothing_reaches_the_loss(make_recipe, tmp_path):
     plain = quiet_run(make_recipe({"train.epochs": 1}))
     smoothed = quiet_run(make_recipe({"train.epochs": 1, "train.label_smoothing": 0.1,
                                       "output.dir": str(tmp_path / "s")}))
-    assert smoothed.metrics["train"]["log"][0]["eval_loss"] != plain.metrics["train"]["log"][0]["eval_loss"]
+    assert first_eval_loss(smoothed) != first_eval_loss(plain)
 
 
 def test_label_smoothing_combines_with_class_weights():

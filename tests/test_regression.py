@@ -13,6 +13,7 @@ from domainft.errors import DataError, RecipeError
 from domainft.recipe import Recipe
 from domainft.tasks import get_task
 
+from cards import card, index_scores, report_files, run_snippet, snippets
 from conftest import ROOT
 
 SAMPLE = ROOT / "data" / "finance_sentiment_scores_sample.jsonl"
@@ -77,6 +78,16 @@ def test_trains_and_reports_metrics_in_the_data_units(trained):
     assert trained.model.model.config.num_labels == 1
 
 
+def test_report_and_model_card(trained):
+    assert report_files(trained.run_dir) == ["learning_curves.png", "per_target.png"]
+    data, _ = card(trained.model_dir / "README.md")
+    assert data["pipeline_tag"] == "text-classification" and "regression" in data["tags"]
+    assert index_scores(data)["Pearson r (test)"] == pytest.approx(trained.metrics["test"]["pearson"], abs=1e-4)
+    ns = run_snippet(snippets(trained.model_dir / "README.md")[-1].replace('["Your text here."]', repr(TEXTS)),
+                     trained.model_dir)
+    np.testing.assert_allclose(ns["values"][:, 0], [p["value"] for p in trained.model.predict(TEXTS)], rtol=1e-5)
+
+
 def test_reload_predicts_the_same_values(trained):
     values = trained.model.predict(TEXTS)
     assert all(set(v) == {"value"} and isinstance(v["value"], float) for v in values)
@@ -117,7 +128,7 @@ def test_onnx_bundle_and_torch_free_predictor_agree(trained, tmp_path):
     want = [p["value"] for p in trained.model.predict(TEXTS)]
     np.testing.assert_allclose(got, want, atol=1e-4)
     card = (bundle.dir / "README.md").read_text()
-    assert "Regression targets: sentiment" in card and "pearson" in card
+    assert "Targets: sentiment" in card and "value = output x std + mean" in card and "Pearson r" in card
 
 
 # --- several targets, options ------------------------------------------------------------------
@@ -152,7 +163,7 @@ def test_early_stopping_on_mse_keeps_the_lowest(tiny_base, tmp_path):
     assert not TASK.greater_is_better("mse") and not TASK.greater_is_better("mae")
     assert TASK.greater_is_better("pearson")
     m = quiet(r).metrics
-    log = [e["eval_mse"] for e in m["train"]["log"] if "eval_mse" in e]
+    log = [e["eval_mse"] for e in m["train"]["history"] if "eval_mse" in e]
     assert len(log) >= 3 and len(set(log)) > 1
     assert m["train"]["best_metric"] == pytest.approx(min(log))
     assert m["validation"]["mse"] == pytest.approx(min(log), rel=1e-4)  # the best checkpoint was restored

@@ -13,6 +13,7 @@ from domainft.ordinal import FINE_SWEEP, Decision, escalate, severity_rates
 from domainft.recipe import DataSpec, Recipe
 from domainft.tasks.classification import reference_scores
 
+from cards import card, index_scores, report_files, run_snippet, snippets
 from conftest import ROOT
 
 RECIPE = ROOT / "recipes" / "medical_triage.yaml"
@@ -199,6 +200,16 @@ def test_escalation_is_reported_saved_and_reloaded(make_recipe):
     again, before = reloaded.predict(texts), result.model.predict(texts)
     assert [p["label"] for p in again] == [p["label"] for p in before] == [labels[c] for c in chosen]
     np.testing.assert_allclose([p["score"] for p in again], [p["score"] for p in before], atol=1e-5)
+
+    assert report_files(result.run_dir) == ["learning_curves.png", "confusion_matrix.png", "per_class_f1.png",
+                                            "triage.png"]
+    data, _ = card(result.model_dir / "README.md")
+    assert index_scores(data)["Under-triage rate (predicted less severe than gold) (test)"] == pytest.approx(
+        metrics["test"]["under_triage"], abs=1e-4)
+    code = snippets(result.model_dir / "README.md")[-1]
+    assert "reaches 0.35" in code
+    ns = run_snippet(code.replace('["Your text here."]', repr(texts)), result.model_dir)
+    assert ns["predicted"] == [p["label"] for p in before]  # the escalation rule, outside domainft
 
     # The exported bundle applies the same rule without torch.
     from domainft.export import export_run
