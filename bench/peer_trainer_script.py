@@ -82,4 +82,8 @@ if cli.predictions:
 print(json.dumps({"tool": f"peer Trainer script (pad {cli.max_length}, {cli.epochs:g} epochs, lr {cli.lr:g})",
                   "test_accuracy": test["test_accuracy"], "test_macro_f1": test["test_f1"],
                   "test_micro_f1": test["test_micro_f1"], "seed": cli.seed, "epochs": cli.epochs, "train_wall_s": wall,
+                  # the best checkpoint's validation macro-F1 (what it stopped on), and every evaluation
+                  "best_validation_macro_f1": trainer.state.best_metric,
+                  "validation_history": [{"epoch": e["epoch"], "macro_f1": e["eval_f1"]}
+                                         for e in trainer.state.log_history if "eval_f1" in e],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

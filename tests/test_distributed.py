@@ -82,7 +82,7 @@ def test_two_processes_train_one_model_on_halves_of_each_batch(two, still_base, 
         assert n * epochs / 2 <= seen <= n * epochs / 2 + 8 * epochs
     # One writer: the run directory printed once, by the main rank, and holding one run.
     assert proc.stdout.strip().splitlines() == [str(out)]
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "recipe.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model", "recipe.yaml", "report"]
 
     one = quiet_run(_recipe(still_base, tmp_path / "one"))
     assert one.metrics["train"]["distributed"]["world_size"] == 1

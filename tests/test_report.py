@@ -44,7 +44,10 @@ def test_history_keeps_every_training_step_and_evaluation(trained):
     steps = [e for e in history if "loss" in e]
     evals = [e for e in history if "eval_loss" in e]
     assert steps and all({"loss", "learning_rate", "grad_norm", "epoch", "step"} <= set(e) for e in steps)
-    assert [e["step"] for e in steps] == [e["step"] for e in evals] == list(range(8, train["steps"] + 1, 8))
+    # Training loss at the first step and every train.logging_steps (10); evaluations every epoch (8 steps).
+    assert [e["step"] for e in steps] == [1, *range(10, train["steps"] + 1, 10)]
+    assert [e["step"] for e in evals] == list(range(8, train["steps"] + 1, 8))
+    assert all(e["elapsed_s"] >= 0 for e in (*steps, *evals))
     assert all("eval_macro_f1" in e for e in evals)
     assert train["best_step"] in {e["step"] for e in evals}
     best = next(e for e in evals if e["step"] == train["best_step"])
@@ -102,16 +105,17 @@ def test_lora_card_loads_through_peft(tiny_base, tmp_path):
     np.testing.assert_allclose(ns["logits"], result.model.logits(TEXTS), atol=1e-5)
 
 
-def test_a_plotting_failure_leaves_a_complete_run_and_a_warning(tiny_base, tmp_path, monkeypatch, capsys):
+def test_a_plotting_failure_leaves_a_complete_run_and_a_warning(tiny_base, tmp_path, monkeypatch):
     def broken(metrics, report_dir):
         raise RuntimeError("no fonts")
 
     monkeypatch.setattr("domainft.pipeline.write_report", broken)
-    result = quiet(recipe(tiny_base, tmp_path / "run", **{"train.epochs": 1}))
+    said = []
+    result = run(recipe(tiny_base, tmp_path / "run", **{"train.epochs": 1}), progress=False, echo=said.append)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert "report" not in metrics and metrics["test"]["n"] > 0
     assert not (result.run_dir / "report").exists() and (result.model_dir / "README.md").is_file()
-    warning = [line for line in capsys.readouterr().out.splitlines() if "report/" in line]
+    warning = [line for line in said if "report/" in line]  # through the run's echo
     assert warning == ["warning: report/ not written, the plots failed (RuntimeError: no fonts); "
                        "the run itself is complete"]
     assert load(result.run_dir).predict(TEXTS)
