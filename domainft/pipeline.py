@@ -140,6 +140,7 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks, precision
     with _no_kv_cache(p.model, settings.gradient_checkpointing):
         trainer.train(resume_from_checkpoint=checkpoint)
     settings.wall = time.perf_counter() - started
+    _without_autocast_wrapper(trainer.model)
     settings.examples_seen = trainer.examples_seen
     if distributed.is_main():
         trainer.state.save_to_json(str(run_dir.final_state_file))
@@ -158,6 +159,15 @@ def _sample_batch(p: Prepared, n: int = 16) -> dict:
     train = p.encoded["train"]
     rows = [{k: v for k, v in train[i].items() if k in names} for i in range(min(n, len(train)))]
     return dict(p.task.collator(p.tokenizer)(rows))
+
+
+def _without_autocast_wrapper(model) -> None:
+    """Mixed-precision training leaves accelerate's autocast wrapper on the model's forward; the
+    model run() returns must answer as the saved one reloads (fp32). The Trainer's own evaluation
+    keeps the recipe's precision (it enters autocast itself)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    extract_model_from_parallel(model, keep_fp32_wrapper=False)
 
 
 def restore_trained(trainer, done: dict) -> None:

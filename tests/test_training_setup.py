@@ -8,15 +8,17 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from test_pipeline import quiet_run
+from test_pipeline import TEXTS, quiet_run
 from typer.testing import CliRunner
 
 from domainft import __version__
 from domainft import precision as precision_module
 from domainft.cli import app
 from domainft.errors import DomainftError, RecipeError
+from domainft.model import load
 from domainft.precision import choose_precision, measure_bf16_speedup
 
 from conftest import ROOT
@@ -27,10 +29,20 @@ def test_fp32_is_recorded(make_recipe):
     assert m["train"]["precision"] == {"requested": "fp32", "used": "fp32", "reason": "as the recipe says"}
 
 
-def test_bf16_trains_on_a_cpu(make_recipe):
-    m = quiet_run(make_recipe({"train.epochs": 1, "train.precision": "bf16"})).metrics
-    assert m["train"]["precision"]["used"] == "bf16"
-    assert math.isfinite(m["validation"]["loss"])
+def test_bf16_trains_on_a_cpu_and_the_returned_model_answers_as_it_reloads(make_recipe):
+    result = quiet_run(make_recipe({"train.epochs": 1, "train.precision": "bf16"}))
+    assert result.metrics["train"]["precision"]["used"] == "bf16"
+    assert math.isfinite(result.metrics["validation"]["loss"])
+    # No autocast wrapper left on the trained model's forward: fp32, as saved.
+    np.testing.assert_allclose(result.model.logits(TEXTS), load(result.run_dir).logits(TEXTS), atol=1e-6)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
+def test_auto_on_a_bf16_cpu_without_amx_is_fp32_without_timing(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
+    monkeypatch.setattr(precision_module, "measure_bf16_speedup", lambda *a: pytest.fail("timed"))
+    p = choose_precision("auto", model=torch.nn.Linear(2, 2), sample_batch=dict)
+    assert p.used == "fp32" and "no AMX" in p.reason
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
@@ -52,7 +64,7 @@ def test_auto_on_a_cpu_without_bf16_instructions_is_fp32(monkeypatch):
 @pytest.mark.parametrize("speedup, used", [(1.6, "bf16"), (1.05, "fp32"), (0.58, "fp32")])
 def test_auto_on_a_bf16_cpu_keeps_bf16_only_when_measured_clearly_faster(monkeypatch, tmp_path, speedup, used):
     monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path))
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
     monkeypatch.setattr(precision_module, "measure_bf16_speedup", lambda model, batch: speedup)
     p = choose_precision("auto", model=torch.nn.Linear(2, 2), sample_batch=dict)
     assert p.used == used and p.bf16_speedup == speedup
@@ -62,7 +74,7 @@ def test_auto_on_a_bf16_cpu_keeps_bf16_only_when_measured_clearly_faster(monkeyp
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
 def test_the_measurement_is_remembered_so_a_machine_decides_alike_every_run(monkeypatch, tmp_path):
     monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path))
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
     timings = iter([1.3, 0.9])
     monkeypatch.setattr(precision_module, "measure_bf16_speedup", lambda model, batch: next(timings))
     first, again = (choose_precision("auto", model=torch.nn.Linear(2, 2), sample_batch=dict) for _ in range(2))
