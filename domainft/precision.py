@@ -119,20 +119,20 @@ def _remember(path: Path, speedup: float) -> None:
 
 
 def _cpu_name() -> str:
+    return _cpuinfo("model name")
+
+
+def cpu_flags() -> set[str]:
+    return set(_cpuinfo("flags").split())
+
+
+def _cpuinfo(field: str) -> str:
+    """The first `field` line of /proc/cpuinfo ("" where there is none: not Linux)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
-    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "")
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
+    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith(field)), "")
 
 
 def measure_bf16_speedup(model, batch: dict) -> float:

@@ -74,37 +74,24 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
     )
 
 
-# The Trainer's integration for each tracker, and the package it needs.
-TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
-                    "wandb": ("wandb", "wandb")}
-
-
 def check_training_setup(recipe: Recipe) -> None:
     """What only this launch can tell, checked before anything is written (the Trainer itself
     would fail later, mid-setup): the batch splits over the processes, the packages the train
-    section names are installed."""
+    section names are installed (each tracker's module and pip package share its name)."""
     per_device_batch(recipe.train.batch_size)
-    check_trackers(recipe.train.report_to)
+    for name in recipe.train.report_to:
+        _require(name, f"train.report_to: {name} is not installed; `pip install {name}` (or drop it from "
+                       "train.report_to)")
     if recipe.train.deepspeed is not None:
-        check_deepspeed()
+        _require("deepspeed", "train.deepspeed: DeepSpeed is not installed; `pip install deepspeed` (it needs a "
+                              "CUDA toolkit), or remove train.deepspeed")
 
 
-def check_trackers(trackers) -> None:
+def _require(module: str, message: str) -> None:
     import importlib.util
 
-    for name in trackers:
-        module, package = TRACKER_PACKAGES[name]
-        if importlib.util.find_spec(module) is None:
-            raise DomainftError(f"train.report_to: {name} is not installed; `pip install {package}` (or drop it "
-                                "from train.report_to)")
-
-
-def check_deepspeed() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("deepspeed") is None:
-        raise DomainftError("train.deepspeed: DeepSpeed is not installed; `pip install deepspeed` (it needs a CUDA "
-                            "toolkit), or remove train.deepspeed")
+    if importlib.util.find_spec(module) is None:
+        raise DomainftError(message)
 
 
 def _sequential_eval_trainer():
