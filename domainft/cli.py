@@ -51,6 +51,26 @@ def import_code(paths: list[Path] | None) -> None:
                                 f"{type(e).__name__}: {e}") from None
 
 
+TRAINING_PACKAGES = ("torch", "transformers", "peft", "datasets")
+
+
+def need_training(command: str) -> None:
+    """Commands that train or read a trained PyTorch model say what to install on a light (serving) install."""
+    import importlib.util
+
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a module set to None in sys.modules, a broken install
+            return True
+
+    absent = [name for name in TRAINING_PACKAGES if missing(name)]
+    if absent:
+        raise DomainftError(f"{command}: this install serves exported bundles only ({', '.join(absent)} not "
+                            'installed); install the training dependencies with pip install "domainft[train]" '
+                            "(or scripts/setup.sh in a checkout)")
+
+
 def _fail(e: Exception) -> None:
     # Bytes that were not UTF-8 (a path or text from the command line) print as \udce9, not a traceback.
     message = str(e).encode("utf-8", "backslashreplace").decode("utf-8")
@@ -70,6 +90,7 @@ def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
         code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Train, evaluate and save a model as the recipe says."""
     try:
+        need_training("run")
         import_code(code)
         from domainft.pipeline import run as run_recipe
         from domainft.recipe import Recipe
@@ -103,6 +124,7 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
              code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Check a recipe and its data without training; print the resolved recipe."""
     try:
+        need_training("validate")
         import_code(code)
         from domainft.bases import resolve_base
         from domainft.data.hub import with_hub_splits
@@ -141,6 +163,7 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
     given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset,
              "fuse": fuse, "int8_mode": int8_mode, "calibration_examples": calibration_examples}
     try:
+        need_training("export")
         import_code(code)
         from domainft.export import export_run
         from domainft.rundir import run_dir_of
@@ -203,9 +226,54 @@ def _predictor(path: Path, fp32: bool):
             raise DomainftError(f"predict: the bundle in {path} could not be loaded ({type(e).__name__}: "
                                 f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it is incomplete or "
                                 "damaged: export it again with `domainft export RUN_DIR`") from None
+    try:
+        need_training("predict (a run directory; an exported bundle needs no torch)")
+    except DomainftError:
+        from domainft.serving import bundle_of
+
+        try:  # a light install given an exported run: its bundle answers the same
+            bundle = bundle_of(path)
+        except DomainftError:
+            bundle = None
+        if bundle is None:
+            raise
+        return _predictor(bundle, fp32)
     from domainft.model import load
 
     return load(path)
+
+
+@app.command()
+def serve(path: Path = typer.Argument(..., help="exported bundle, or a run directory that has been exported"),
+          host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+          port: int = typer.Option(8000, min=0, max=65535, help="TCP port"),
+          workers: int = typer.Option(1, min=1, help="server processes, each with its own copy of the model"),
+          fp32: bool = typer.Option(False, "--fp32", help="serve model.onnx even if the bundle has int8"),
+          threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads per worker"),
+          max_batch_size: int = typer.Option(32, min=1, help="texts per model call (micro-batching)"),
+          max_wait_ms: float = typer.Option(2.0, min=0, help="how long a batch waits for more texts"),
+          max_texts: int = typer.Option(64, min=1, help="texts per request"),
+          max_chars: int = typer.Option(20_000, min=1, help="characters per text"),
+          max_body_bytes: int = typer.Option(2 * 2**20, min=1, help="request body size"),
+          graceful_timeout: float = typer.Option(30.0, min=0, help="seconds requests in flight get at shutdown"),
+          log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug")):
+    """Serve a bundle over HTTP (JSON): POST /predict, /health, /ready, /metrics, /docs.
+
+    Concurrent requests are micro-batched; each text gets the answer `domainft predict` gives it.
+    Needs only the serve extra (pip install "domainft[serve]"): no torch."""
+    try:
+        try:
+            from domainft.server import ServeSettings
+            from domainft.server import serve as run_server
+        except ImportError as e:
+            raise DomainftError(f"serve: {e.name} is not installed; install the server with "
+                                'pip install "domainft[serve]"') from None
+        settings = ServeSettings(bundle=str(path), precision="fp32" if fp32 else "auto", threads=threads,
+                                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_texts=max_texts,
+                                 max_chars=max_chars, max_body_bytes=max_body_bytes)
+        run_server(path, settings, host, port, workers, graceful_timeout, log_level)
+    except DomainftError as e:
+        _fail(e)
 
 
 def _arguments(command: str, what: str, values: list[str] | None) -> list[str]:
@@ -275,9 +343,10 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
              batch_size: int = typer.Option(8, min=1, help="prompts per model call"),
              code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Answer prompts with a trained generation run; one JSON object per prompt."""
-    from domainft.model import load
-
     try:
+        need_training("generate")
+        from domainft.model import load
+
         import_code(code)
         if sample and not temperature > 0:
             raise DomainftError(f"generate: --temperature must be above 0 (got {temperature:g}); for "
@@ -305,9 +374,10 @@ def merge(run_dir: Path = typer.Argument(..., help="run directory of a task: gen
 
     qlora runs are merged into the float32 base, not the 4-bit one (that would be lossy); the
     validation loss of both is printed."""
-    from domainft.merge import merge_run
-
     try:
+        need_training("merge")
+        from domainft.merge import merge_run
+
         import_code(code)
         merge_run(run_dir, out_dir, echo=out.print)
     except DomainftError as e:

