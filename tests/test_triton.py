@@ -6,6 +6,7 @@ import filecmp
 import importlib.util
 import json
 import os
+import shutil
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,10 +161,16 @@ def check_structure(repository: Path, name: str, bundle: Path, source_file: str)
     return config
 
 
-def test_run_without_bundle_becomes_a_repository_whose_client_predicts_as_serving(tiny_base, tmp_path,
-                                                                                  monkeypatch):
-    result = run(recipe(tiny_base, tmp_path / "fpb", "classification", export={"calibration_examples": 64}),
-                 progress=False, echo=lambda *a: None)
+@pytest.fixture(scope="module")
+def fpb_run(tiny_base, tmp_path_factory):
+    """A classification run without a bundle."""
+    out = tmp_path_factory.mktemp("fpb") / "fpb"
+    return run(recipe(tiny_base, out, "classification", export={"calibration_examples": 64}), progress=False,
+               echo=lambda *a: None)
+
+
+def test_run_without_bundle_becomes_a_repository_whose_client_predicts_as_serving(fpb_run, monkeypatch):
+    result = fpb_run
     assert result.bundle_dir is None
     lines = []
     out = export_triton(result.run_dir, TritonSpec(max_batch_size=4, preferred_batch_sizes=[4, 2],
@@ -245,3 +252,39 @@ def test_refuses_targets_it_did_not_write_and_bad_options(ner_bundle, tmp_path):
     cli = runner.invoke(app, ["export", str(tmp_path), "--format", "triton"])
     assert cli.exit_code == 2 and "not a domainft run" in cli.output
     assert not (tmp_path / "other").exists() and os.listdir(kept) == ["notes.txt"]
+
+
+
+# The classification graph's three logits read as another task's outputs: the client's decoding of
+# each task (and of long inputs in windows) checked against domainft.serving, with no more training.
+VARIANTS = {
+    "multilabel": {"task": "multilabel", "thresholds": {"default": 0.4, "values": {"neutral": 0.6}}},
+    "regression": {"task": "regression", "targets": {"names": ["valence", "arousal", "dominance"],
+                                                     "mean": [0.1, 0.2, 0.3], "std": [2.0, 0.5, 1.0],
+                                                     "standardized": True}},
+    "windows": {"max_length": 12, "stride": 4, "text_inputs": {"long_inputs": "windows", "window_pooling": "max"}},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_client_decodes_each_task_as_serving_does(fpb_run, variant, tmp_path, monkeypatch):
+    if not (fpb_run.run_dir / "onnx" / "domainft.json").is_file():  # when run alone
+        export_triton(fpb_run.run_dir, out=tmp_path / "first", echo=lambda *a: None)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(fpb_run.run_dir / "onnx", bundle)
+    manifest = {**json.loads((bundle / "domainft.json").read_text()), **VARIANTS[variant]}
+    (bundle / "domainft.json").write_text(json.dumps(manifest))
+    repo = export_triton(bundle, TritonSpec(max_batch_size=2), out=tmp_path / "repo", name="m", precision="fp32",
+                         echo=lambda *a: None).dir
+    config, _ = read_config(repo / "m" / "config.pbtxt")
+    assert bool(config.output[0].label_filename) == (variant != "regression")
+    expected = load_bundle(bundle, "fp32").predict(TEXTS)
+    with run_client(repo, "m", monkeypatch) as (client, _):
+        got = client["predict"](TEXTS)
+    if variant == "regression":
+        np.testing.assert_allclose([list(g["values"].values()) for g in got],
+                                   [list(e["values"].values()) for e in expected], atol=1e-4)
+        return
+    assert [g.get("labels", g.get("label")) for g in got] == [e.get("labels", e.get("label")) for e in expected]
+    np.testing.assert_allclose([list(g["scores"].values()) for g in got],
+                               [list(e["scores"].values()) for e in expected], atol=1e-4)
