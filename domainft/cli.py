@@ -156,8 +156,19 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
                None, "--int8-mode", help="static (calibrated scales: answers independent of the batch) or dynamic"),
            calibration_examples: Optional[int] = typer.Option(
                None, help="static int8: validation examples that calibrate the activation scales"),
-           code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
-    """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation.
+           code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP),
+           format_: str = typer.Option("bundle", "--format", help="bundle, or triton: a Triton Inference Server "
+                                       "model repository (RUN_DIR may then be a bundle; --int8/--no-int8 pick "
+                                       "its graph)"),
+           name: Optional[str] = typer.Option(None, "--name", help="triton: model name (default: the run's)"),
+           max_batch_size: int = typer.Option(32, help="triton: texts per batch at most"),
+           preferred_batch_size: Optional[List[int]] = typer.Option(
+               None, help="triton: dynamic batching's preferred sizes (repeatable; default 8, 16, 32)"),
+           max_queue_delay_us: int = typer.Option(1000, help="triton: microseconds a request may wait for a batch"),
+           instances: int = typer.Option(1, help="triton: model instances (CPU)"),
+           threads: int = typer.Option(0, help="triton: ONNX Runtime threads per instance (0: all cores)")):
+    """Export a trained run as an ONNX bundle (fp32 + int8), checked against PyTorch on validation,
+    or (--format triton) as a Triton model repository.
 
     Settings default to the run's recipe `export:` section; options override them."""
     given = {"int8": int8, "quantization": quantization, "max_int8_drop": max_int8_drop, "opset": opset,
@@ -167,10 +178,22 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
         import_code(code)
         from domainft.export import export_run
         from domainft.rundir import run_dir_of
+        from domainft.serving import is_bundle
 
-        spec = run_dir_of(run_dir).read_recipe("export").export
-        spec = _export_spec({**spec.model_dump(), **{k: v for k, v in given.items() if v is not None}})
-        export_run(run_dir, spec, out=out_dir, echo=out.print)
+        if format_ not in ("bundle", "triton"):
+            raise DomainftError(f"export --format: {format_!r} is not bundle or triton")
+        spec = None
+        if format_ == "bundle" or not is_bundle(run_dir):
+            spec = run_dir_of(run_dir).read_recipe("export").export
+            spec = _export_spec({**spec.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+        if format_ == "bundle":
+            export_run(run_dir, spec, out=out_dir, echo=out.print)
+            return
+        from domainft.triton import TritonSpec, export_triton
+
+        serving = TritonSpec(max_batch_size, list(preferred_batch_size or []), max_queue_delay_us, instances, threads)
+        export_triton(run_dir, serving, out_dir, name, {None: "auto", True: "int8", False: "fp32"}[int8], spec,
+                      echo=out.print)
     except DomainftError as e:
         _fail(e)
 
