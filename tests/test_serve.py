@@ -253,18 +253,22 @@ def test_graceful_shutdown_finishes_requests_in_flight(bundles):
 
 
 def test_serve_a_run_directory_and_refuse_what_is_not_a_bundle(bundles, tmp_path):
-    run_dir = bundles["classification"].parent  # RUN_DIR/onnx: the run's own bundle
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "onnx").symlink_to(bundles["classification"].resolve())  # RUN_DIR/onnx: the run's own bundle
     server = Server(run_dir)
     try:
         status, body = post(server.url, {"texts": ["Sales rose ."]})
         assert status == 200 and body["predictions"][0]["label"] in load_bundle(bundles["classification"]).labels
     finally:
         server.stop()
-    (tmp_path / "notes.txt").write_text("mine")
-    proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(tmp_path), "--port", str(free_port())],
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(other), "--port", str(free_port())],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no exported bundle" in proc.stderr and "domainft export" in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(bundles["classification"]),
                            "--max-wait-ms", "-1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--max-wait-ms" in proc.stderr
