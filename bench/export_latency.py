@@ -467,7 +467,8 @@ def print_int8_schemes(report: dict, args) -> None:
               + f" | {changes} of {total} | {max(d['max_score_diff'] for d in dep.values()):.2e} |")
     for mode, e in report["export"].items():
         q = e["int8"]["quantization"]
-        print(f"- {mode}: model.int8.onnx {e['files']['int8']['mb']} MB, gate drop {e['int8']['drop_points']:.2f} "
+        int8 = e["files"]["int8"]
+        print(f"- {mode}: {int8['file']} {int8['mb']} MB, gate drop {e['int8']['drop_points']:.2f} "
               f"points" + (f", {q['calibration_examples']} calibration examples" if mode == "static" else ""))
     print(f"\nwrote {args.results}")
 

