@@ -248,7 +248,8 @@ def config_text(name: str, graph: dict, spec: TritonSpec, labelled: bool) -> str
 def copy_client_files(bundle: Path, manifest: dict, version: Path) -> None:
     """The bundle's top-level files but its models and model card: tokenizer files, config.json
     and domainft.json, whatever names the tokenizer saved (vocab.txt, sentencepiece, merges)."""
-    models = {Path(f["file"]).name for f in (manifest.get("files") or {}).values() if f} | {FP32_FILE, INT8_FILE}
+    graphs = [f for f in (manifest.get("files") or {}).values() if isinstance(f, dict)]
+    models = {Path(f["file"]).name for f in graphs} | {Path(FP32_FILE).name, Path(INT8_FILE).name}
     for path in bundle.iterdir():
         if path.is_file() and path.name not in models | {"README.md"} and path.suffix != ".onnx":
             shutil.copyfile(path, version / path.name)

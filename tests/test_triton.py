@@ -21,8 +21,8 @@ from domainft import run
 from domainft.cli import app
 from domainft.errors import DomainftError
 from domainft.recipe import Recipe
+from domainft.serving import FP32_FILE, INT8_FILE, session
 from domainft.serving import load as load_bundle
-from domainft.serving import session
 from domainft.triton import MARKER, TritonSpec, export_triton
 
 from cards import run_snippet, snippets
@@ -154,7 +154,7 @@ def check_structure(repository: Path, name: str, bundle: Path, source_file: str)
     assert (repository / name / "labels.txt").read_text().splitlines() == manifest["labels"]
     beside = {p.name for p in (repository / name / "1").iterdir()}
     assert {"model.onnx", "tokenizer.json", "tokenizer_config.json", "domainft.json", "config.json"} <= beside
-    assert not {"README.md", "model.int8.onnx"} & beside
+    assert not {"README.md", Path(INT8_FILE).name} & beside
     marker = json.loads((repository / MARKER).read_text())
     assert marker["files"] == sorted(p.relative_to(repository).as_posix() for p in repository.rglob("*")
                                      if p.is_file())
@@ -179,7 +179,7 @@ def test_run_without_bundle_becomes_a_repository_whose_client_predicts_as_servin
     bundle = result.run_dir / "onnx"  # exported first, then converted
     assert out.dir == result.run_dir / "triton" and out.name == "fpb" and out.precision == "int8"
     assert any(line.startswith("parity: fp32 ONNX vs PyTorch") for line in lines)
-    config = check_structure(out.dir, "fpb", bundle, "model.int8.onnx")  # static int8 passed the gate
+    config = check_structure(out.dir, "fpb", bundle, INT8_FILE)  # static int8 passed the gate
     assert config.max_batch_size == 4 and list(config.output[0].dims) == [3]
     assert config.output[0].label_filename == "labels.txt"
     assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
@@ -206,7 +206,7 @@ def test_ner_bundle_through_the_cli_fp32_and_replaced_on_export_again(ner_bundle
                "--no-int8", "--max-batch-size", "8"]
     cli = runner.invoke(app, command)
     assert cli.exit_code == 0, cli.output
-    config = check_structure(repo, "disease", ner_bundle, "model.onnx")
+    config = check_structure(repo, "disease", ner_bundle, FP32_FILE)
     labels = json.loads((ner_bundle / "domainft.json").read_text())["labels"]
     assert list(config.output[0].dims) == [-1, len(labels)] and not config.output[0].label_filename
     assert config.max_batch_size == 8 and list(config.dynamic_batching.preferred_batch_size) == [8]
