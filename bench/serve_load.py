@@ -5,16 +5,20 @@ For 1, 8, 32 and 128 concurrent clients (each sends one short text per request, 
 sends the next: a closed loop), bounded by --requests per setting and --seconds: throughput
 (texts/s), p50 / p99 latency, errors (must be 0), the batch-size distribution the server reports on
 /metrics, and the server's peak RSS. Servers:
-  - domainft: `domainft serve BUNDLE` (micro-batching, int8 when the bundle has it)
+  - domainft: `domainft serve BUNDLE` with its defaults (int8 when the bundle has it; 4 inference
+              threads per core on 1-thread engine calls; the max batch size timed at start-up)
   - plain:    the same predictor behind the same ASGI stack (Starlette on uvicorn), one model call per
               request in uvicorn's thread pool, no batching: what a user would write first
-Ceiling: the bundle's Predictor called in-process at batch 32 (no HTTP): what the engine does.
+Ceiling: the bundle's Predictor called in-process at batch 32 (no HTTP), and, stricter, in-process
+with 8 threads predicting one text at a time on a single-threaded session (the engine as the server
+drives it on 2 cores, without HTTP).
 Then the bad-request matrix (malformed JSON, wrong types, empty list, 10 MB body, 100k-character text,
 non-UTF-8 bytes) against domainft serve: each must get a 4xx JSON message, and the server must keep
 answering. Results: bench/results/serve_load.json; Markdown tables on stdout.
 
     python bench/serve_load.py [--bundle runs/finance_sentiment/onnx] [--clients 1 8 32 128]
-        [--requests 3000] [--seconds 20] [--threads 2] [--max-wait-ms 2]
+        [--requests 3000] [--seconds 20] [--threads 2] [--max-wait-ms 0] [--max-batch-size N]
+        [--inference-threads N] [--server-threads N]
 
 Texts: Financial PhraseBank sentences (../shared/datasets, read at run time), else the sample in data/.
 The client is a minimal asyncio HTTP/1.1 keep-alive client so that its own cost stays small: it
@@ -59,9 +63,10 @@ def free_port() -> int:
 def start_server(kind: str, bundle: str, port: int, args) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     if kind == "domainft":
+        given = {"--max-batch-size": args.max_batch_size, "--inference-threads": args.inference_threads,
+                 "--threads": args.server_threads}
         cmd = [sys.executable, "-m", "domainft", "serve", bundle, "--port", str(port), "--log-level", "warning",
-               "--threads", str(args.threads), "--max-wait-ms", str(args.max_wait_ms),
-               "--max-batch-size", str(args.max_batch_size)]
+               "--max-wait-ms", str(args.max_wait_ms), *(x for k, v in given.items() if v for x in (k, str(v)))]
     else:
         cmd = [sys.executable, __file__, "--plain-server", bundle, "--port", str(port), "--threads", str(args.threads)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -219,7 +224,34 @@ def ceiling(bundle: str, sentences: list[str], threads: int, seconds: float) -> 
         done += 32
     wall = time.perf_counter() - started
     return {"precision": model.precision, "batch1_ms": round(1000 * statistics.median(one), 2),
-            "batch1_texts_per_s": round(len(one) / sum(one), 1), "batch32_texts_per_s": round(done / wall, 1)}
+            "batch1_texts_per_s": round(len(one) / sum(one), 1), "batch32_texts_per_s": round(done / wall, 1),
+            "concurrent_texts_per_s": concurrent(bundle, sentences, seconds)}
+
+
+def concurrent(bundle: str, sentences: list[str], seconds: float, workers: int = 8) -> float:
+    """In-process, the engine as domainft serve runs it by default on 2 cores: 8 threads each predicting
+    one text at a time on a single-threaded session."""
+    import threading
+
+    from domainft.serving import load as load_bundle
+
+    model = load_bundle(bundle, threads=1)
+    done, stop = [0] * workers, time.perf_counter() + seconds
+
+    def work(k):
+        i = k
+        while time.perf_counter() < stop:
+            model.predict([sentences[i % len(sentences)]], batch_size=1)
+            done[k] += 1
+            i += workers
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return round(sum(done) / (time.perf_counter() - started), 1)
 
 
 # --- bad requests ----------------------------------------------------------------------------------
@@ -267,7 +299,8 @@ def bad_requests(port: int) -> list[dict]:
 def report(result: dict) -> None:
     c = result["ceiling"]
     print(f"\nceiling (in-process {c['precision']}): batch 1 {c['batch1_ms']} ms ({c['batch1_texts_per_s']} texts/s), "
-          f"batch 32 {c['batch32_texts_per_s']} texts/s\n")
+          f"batch 32 {c['batch32_texts_per_s']} texts/s; 8 threads one text at a time "
+          f"{c['concurrent_texts_per_s']} texts/s\n")
     print("| server | clients | texts/s | % of ceiling | p50 ms | p99 ms | errors | batches (size: count) |")
     print("|---|---|---|---|---|---|---|---|")
     for server in result["servers"]:
@@ -315,8 +348,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per setting")
     parser.add_argument("--seconds", type=float, default=20, help="at most this long per setting")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (every server and the ceiling)")
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
-    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--inference-threads", type=int, help="domainft serve's model calls at once (default: its own)")
+    parser.add_argument("--server-threads", type=int, help="domainft serve --threads (default: its own)")
+    parser.add_argument("--max-batch-size", type=int, help="domainft serve's (default: its own, timed)")
     parser.add_argument("--servers", nargs="+", default=["domainft", "plain"], choices=["domainft", "plain"])
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--plain-server", help=argparse.SUPPRESS)

@@ -273,9 +273,14 @@ def serve(path: Path = typer.Argument(..., help="exported bundle, or a run direc
           port: int = typer.Option(8000, min=0, max=65535, help="TCP port"),
           workers: int = typer.Option(1, min=1, help="server processes, each with its own copy of the model"),
           fp32: bool = typer.Option(False, "--fp32", help="serve model.onnx even if the bundle has int8"),
-          threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads per worker"),
-          max_batch_size: int = typer.Option(32, min=1, help="texts per model call (micro-batching)"),
-          max_wait_ms: float = typer.Option(2.0, min=0, help="how long a batch waits for more texts"),
+          inference_threads: Optional[int] = typer.Option(None, min=1, help="model calls at once, each on its "
+                                                          "own batch (default: 4 per core)"),
+          threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads per model call "
+                                                "(default: cores / --inference-threads, at least 1)"),
+          max_batch_size: Optional[int] = typer.Option(None, min=1, help="texts per model call (default: 1, 8 "
+                                                       "or 32, whichever is fastest here, timed at start-up)"),
+          max_wait_ms: float = typer.Option(0.0, min=0, help="how long a batch waits for more texts once "
+                                            "a thread is free (0: it takes what is queued)"),
           max_texts: int = typer.Option(64, min=1, help="texts per request"),
           max_chars: int = typer.Option(20_000, min=1, help="characters per text"),
           max_body_bytes: int = typer.Option(2 * 2**20, min=1, help="request body size"),
@@ -293,6 +298,7 @@ def serve(path: Path = typer.Argument(..., help="exported bundle, or a run direc
             raise DomainftError(f"serve: {e.name} is not installed; install the server with "
                                 'pip install "domainft[serve]"') from None
         settings = ServeSettings(bundle=str(path), precision="fp32" if fp32 else "auto", threads=threads,
+                                 inference_threads=inference_threads,
                                  max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_texts=max_texts,
                                  max_chars=max_chars, max_body_bytes=max_body_bytes)
         run_server(path, settings, host, port, workers, graceful_timeout, log_level)

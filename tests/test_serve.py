@@ -134,6 +134,8 @@ def test_health_ready_info_metrics_and_openapi(client, bundles):
     info = client.get("/info").json()
     assert info["task"] == "classification" and info["labels"] == load_bundle(bundles["classification"]).labels
     assert info["limits"]["max_texts"] == 8
+    timed = info["batching"]["timed"]  # no --max-batch-size: timed at start-up, the fastest chosen
+    assert set(timed) == {"1", "8", "32"} and info["batching"]["max_batch_size"] in (1, 8, 32)
     client.post("/predict", json={"texts": ["Sales rose .", "Sales fell ."]})
     client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})
     metrics = client.get("/metrics")
@@ -198,7 +200,7 @@ def post(url, payload):
 
 @pytest.fixture(scope="module")
 def ner_server(bundles):
-    server = Server(bundles["ner"], "--max-wait-ms", "50")
+    server = Server(bundles["ner"], "--max-wait-ms", "50", "--max-batch-size", "32", "--inference-threads", "1")
     yield server
     server.stop()
 
@@ -235,7 +237,8 @@ def test_concurrent_clients_are_batched_and_each_gets_its_own_answer(ner_server,
 
 def test_graceful_shutdown_finishes_requests_in_flight(bundles):
     """SIGTERM while requests wait in the batch queue: they are answered, then the process ends."""
-    server = Server(bundles["classification"], "--max-wait-ms", "1500", "--graceful-timeout", "20")
+    server = Server(bundles["classification"], "--max-wait-ms", "1500", "--max-batch-size", "32",
+                    "--inference-threads", "1", "--graceful-timeout", "20")
     results = []
     threads = [threading.Thread(target=lambda: results.append(post(server.url, {"texts": TEXTS[:3]})))
                for _ in range(3)]
