@@ -6,7 +6,7 @@ sends the next: a closed loop), bounded by --requests per setting and --seconds:
 (texts/s), p50 / p99 latency, errors (must be 0), the batch-size distribution the server reports on
 /metrics, and the server's peak RSS. Servers:
   - domainft: `domainft serve BUNDLE` with its defaults (int8 when the bundle has it; 4 inference
-              threads per core on 1-thread engine calls; the max batch size timed at start-up)
+              threads per core on 1-thread engine calls; --max-batch-size 1), or as options say
   - plain:    the same predictor behind the same ASGI stack (Starlette on uvicorn), one model call per
               request in uvicorn's thread pool, no batching: what a user would write first
 Ceiling: the bundle's Predictor called in-process at batch 32 (no HTTP), and, stricter, in-process
@@ -351,7 +351,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--inference-threads", type=int, help="domainft serve's model calls at once (default: its own)")
     parser.add_argument("--server-threads", type=int, help="domainft serve --threads (default: its own)")
-    parser.add_argument("--max-batch-size", type=int, help="domainft serve's (default: its own, timed)")
+    parser.add_argument("--max-batch-size", type=int, help="domainft serve's (default: its own)")
     parser.add_argument("--servers", nargs="+", default=["domainft", "plain"], choices=["domainft", "plain"])
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--plain-server", help=argparse.SUPPRESS)

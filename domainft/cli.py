@@ -277,8 +277,8 @@ def serve(path: Path = typer.Argument(..., help="exported bundle, or a run direc
                                                           "own batch (default: 4 per core)"),
           threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads per model call "
                                                 "(default: cores / --inference-threads, at least 1)"),
-          max_batch_size: Optional[int] = typer.Option(None, min=1, help="texts per model call (default: 1, 8 "
-                                                       "or 32, whichever is fastest here, timed at start-up)"),
+          max_batch_size: int = typer.Option(1, min=1, help="texts per model call: above 1, concurrent "
+                                             "requests' texts share calls (micro-batching)"),
           max_wait_ms: float = typer.Option(0.0, min=0, help="how long a batch waits for more texts once "
                                             "a thread is free (0: it takes what is queued)"),
           max_texts: int = typer.Option(64, min=1, help="texts per request"),

@@ -144,38 +144,3 @@ class MicroBatcher:
                 outcomes.append((None, e))
         return outcomes
 
-
-def time_batch_sizes(predict_batch: Callable[[list], list], item: Any, workers: int, sizes: Sequence[int] = (1, 8, 32),
-                     seconds: float = 0.25, rounds: int = 2) -> dict[int, float]:
-    """Texts per second of `predict_batch` on batches of `item` repeated, for each size, with `workers`
-    threads calling it at once as the server's inference threads do; the best of `rounds`
-    alternating rounds (a load spike then hits every size alike)."""
-    import threading
-
-    rates = {size: 0.0 for size in sizes}
-    for _ in range(rounds):
-        for size in sizes:
-            batch, done, stop = [item] * size, [0] * workers, time.perf_counter() + seconds
-
-            def work(k: int) -> None:
-                while time.perf_counter() < stop:
-                    predict_batch(batch)
-                    done[k] += size
-
-            started = time.perf_counter()
-            threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            rates[size] = max(rates[size], sum(done) / (time.perf_counter() - started))
-    return rates
-
-
-def best_batch_size(rates: dict[int, float], margin: float = 1.15) -> int:
-    """The largest batch size that computes at least `margin` times as many texts per second as one
-    text at a time; else 1. Batches pay for their padding and, on many CPUs, do not run faster per
-    text: measured, not assumed."""
-    single = rates.get(1, 0.0)
-    winners = [size for size, rate in rates.items() if size > 1 and rate >= margin * single]
-    return max(winners, default=1)

@@ -41,7 +41,10 @@ class ServeSettings:
     precision: Literal["auto", "fp32", "int8"] = "auto"
     threads: Optional[int] = None  # the engine's threads per model call (default: cores / inference threads)
     inference_threads: Optional[int] = None  # model calls at once, each on its own batch (default: 4 per core)
-    max_batch_size: Optional[int] = None  # texts per model call (default: timed at start-up)
+    # Texts per model call. 1 by default: on the CPUs measured (bench/serve_load.py), batches of
+    # concurrent requests' texts computed fewer texts per second than one-text calls side by side
+    # (padding to the longest text; the int8 kernels are no faster per text in a batch).
+    max_batch_size: int = 1
     max_wait_ms: float = 0.0  # how long a batch waits for more texts once its first has arrived
     max_texts: int = 64  # texts per request
     max_chars: int = 20_000  # characters per text (a list of words: all its words)
@@ -289,12 +292,8 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
         model = state["predictor"] or Predictor(settings.bundle, settings.precision, settings.engine_threads())
         state["predictor"] = model
         model.predict([_warm_up_input(model)])  # the first call allocates the engine's buffers
-        if settings.max_batch_size is None:
-            state["max_batch_size"], state["batch_rates"] = _timed_batch_size(model, settings.calls_at_once())
-        else:
-            state["max_batch_size"] = settings.max_batch_size
         batcher = MicroBatcher(lambda inputs: model.predict(inputs, batch_size=len(inputs)),
-                               state["max_batch_size"], settings.max_wait_ms / 1000, metrics.on_batch,
+                               settings.max_batch_size, settings.max_wait_ms / 1000, metrics.on_batch,
                                settings.calls_at_once())
         await batcher.start()
         state["batcher"], state["ready"] = batcher, True
@@ -352,9 +351,9 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
         return {"bundle": str(model.dir), "task": model.task, "labels": model.labels, "precision": model.precision,
                 "max_length": manifest.get("max_length"), "base": manifest.get("base"),
                 "text_pairs": bool(model.inputs["text_pair"]),
-                "batching": {"max_batch_size": state.get("max_batch_size"), "max_wait_ms": settings.max_wait_ms,
-                             "inference_threads": settings.calls_at_once(), "engine_threads": settings.engine_threads(),
-                             "timed": state.get("batch_rates")},
+                "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms,
+                             "inference_threads": settings.calls_at_once(),
+                             "engine_threads": settings.engine_threads()},
                 "limits": {k: v for k, v in asdict(settings).items()
                            if k in ("max_texts", "max_chars", "max_body_bytes")}}
 
@@ -398,21 +397,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def _timed_batch_size(model: Predictor, workers: int) -> tuple[int, dict[int, float]]:
-    """--max-batch-size by default: 1, 8 or 32, whichever computes the most texts per second on this
-    machine (batching must win by 15%); timed on the warm-up text for about 1.5 s at start-up."""
-    import logging
-
-    from domainft.microbatch import best_batch_size, time_batch_sizes
-
-    rates = time_batch_sizes(lambda batch: model.predict(batch, batch_size=len(batch)), _warm_up_input(model),
-                             workers)
-    chosen = best_batch_size(rates)
-    shown = ", ".join(f"batch {size}: {rate:.0f}" for size, rate in rates.items())
-    logging.getLogger("uvicorn.error").info("micro-batching: texts/s %s -> max batch size %d", shown, chosen)
-    return chosen, {size: round(rate, 1) for size, rate in rates.items()}
 
 
 def _warm_up_input(model: Predictor):

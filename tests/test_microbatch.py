@@ -78,17 +78,3 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="max_wait_s"):
         MicroBatcher(lambda x: x, max_wait_s=-1)
 
-
-def test_the_batch_size_is_chosen_by_measured_speed():
-    from domainft.microbatch import best_batch_size, time_batch_sizes
-
-    assert best_batch_size({1: 100.0, 8: 110.0, 32: 90.0}) == 1  # batching must win by 15%
-    assert best_batch_size({1: 100.0, 8: 130.0, 32: 120.0}) == 32
-    assert best_batch_size({1: 100.0, 8: 130.0, 32: 100.0}) == 8
-
-    def padded(batch):  # a per-call cost that batching spreads: larger batches win
-        time.sleep(0.002)
-        return batch
-
-    rates = time_batch_sizes(padded, "x", workers=2, sizes=(1, 8), seconds=0.05, rounds=1)
-    assert rates[8] > 3 * rates[1] and best_batch_size(rates) == 8
