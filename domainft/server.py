@@ -349,7 +349,8 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None):
             return json_response(503, error_body(503, "the model is not loaded yet"))
         manifest = model.manifest
         return {"bundle": str(model.dir), "task": model.task, "labels": model.labels, "precision": model.precision,
-                "max_length": manifest.get("max_length"), "base": manifest.get("base"),
+                "max_length": manifest.get("max_length"),
+                "base": manifest.get("base_hub_id") or manifest.get("base"),
                 "text_pairs": bool(model.inputs["text_pair"]),
                 "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms,
                              "inference_threads": settings.calls_at_once(),

@@ -274,3 +274,15 @@ def test_serve_a_run_directory_and_refuse_what_is_not_a_bundle(bundles, tmp_path
     proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(bundles["classification"]),
                            "--max-wait-ms", "-1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--max-wait-ms" in proc.stderr
+
+
+def test_workers_share_the_port_and_their_metrics_add_up(bundles):
+    server = Server(bundles["classification"], "--workers", "2")
+    try:
+        for _ in range(6):
+            assert post(server.url, {"texts": ["Sales rose .", "Sales fell ."]})[0] == 200
+        metrics = get(server.url + "/metrics")[1]
+        assert 'domainft_requests_total{path="/predict",status="200"} 6.0' in metrics
+        assert "domainft_texts_total 12.0" in metrics
+    finally:
+        server.stop()
