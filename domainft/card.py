@@ -208,7 +208,19 @@ def _about(manifest: dict, metrics: dict, bundle: bool = False) -> list[str]:
     if manifest.get("lexicon"):
         lines += [f"The tokenizer carries {manifest['lexicon']['terms_added']} domain terms added as whole-word "
                   "tokens (tokenizer.json holds them), each with a trained embedding row.", ""]
+    if metrics.get("distill"):
+        lines += [_distilled(metrics["distill"]), ""]
     return lines
+
+
+def _distilled(d: dict) -> str:
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in (d.get("teacher_test") or {}).items() if k != "loss")
+    transfer = d.get("transfer") or {}
+    extra = (f", and on {transfer['texts']} unlabelled transfer texts the teacher labelled" if transfer.get("texts")
+             else "")
+    return (f"Distilled from the teacher run `{d['teacher']}` (base {d.get('teacher_base')}"
+            f"{'; its test ' + scores if scores else ''}): trained on the gold labels and the teacher's soft targets "
+            f"(weight {d['alpha']:g}, temperature {d['temperature']:g}){extra}.")
 
 
 def _outputs(m: dict) -> str:

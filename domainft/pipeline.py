@@ -63,6 +63,10 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
             plan.final.path, plan.final.model_dir, {}, recipe, None)
     check_training_setup(recipe)
     prepared = prepare(recipe, echo)
+    if recipe.distill.enabled:  # the teacher's soft targets join the training set (before anything is written)
+        from domainft.distill import with_teacher
+
+        prepared.encoded["train"], prepared.distill = with_teacher(prepared, echo)
     # The main rank decides (a CPU measurement, once); every rank trains in its precision.
     precision = distributed.gather(choose_precision(recipe.train.precision, prepared.model if main else None,
                                                     lambda: _sample_batch(prepared)))[0]
@@ -122,7 +126,8 @@ def train(p: Prepared, plan: RunPlan, progress: bool, echo, callbacks, precision
                             loss_function, settings.lr, progress, echo, callbacks,
                             gradient_checkpointing=settings.gradient_checkpointing,
                             eval_on_start=task.eval_on_start and checkpoint is None, eval_hook=p.eval_hook,
-                            precision=settings.precision, logging_dir=run_dir.logs_dir)
+                            precision=settings.precision, logging_dir=run_dir.logs_dir,
+                            distill=recipe.distill if recipe.distill.enabled else None)
     if distributed.is_main():
         for incomplete in run_dir.remove_incomplete_checkpoints():
             echo(f"removed {incomplete.name}: an interrupted save left it incomplete")
@@ -193,6 +198,7 @@ def evaluate(p: Prepared, trainer, settings: TrainSettings, echo) -> tuple[Recip
                 "trainable_params": p.trainable, "total_params": p.total, "domainft_version": __version__},
         "data": {**data.report, "labels": data.labels, "truncated": p.truncated},
         **({"lexicon": p.injection.report()} if p.injection else {}),
+        **({"distill": p.distill} if p.distill else {}),
         "train": {"lr": settings.lr, "gradient_checkpointing": settings.gradient_checkpointing,
                   "precision": settings.precision.report() if settings.precision else None,
                   "distributed": _distributed_report(trainer, settings),

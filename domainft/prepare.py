@@ -37,6 +37,7 @@ class Prepared:
     eval_hook: Callable | None
     trainable: int
     total: int
+    distill: dict | None = None  # metrics.json's `distill` section, when the recipe distils from a teacher
 
 
 def prepare(recipe: Recipe, echo=print) -> Prepared:

@@ -26,7 +26,11 @@ from domainft.schema import Section, field_error
 from domainft.serving import FP32_FILE, INT8_FILE  # torch-free: recipes stay cheap to import
 from domainft.tasks import TASKS
 
-__all__ = ["BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "EarlyStoppingSpec", "ExportSpec", "FlagSpec",
+# The tasks distill.py gives soft targets for (regression and generation have no distribution to soften).
+DISTILL_TASKS = ("classification", "multilabel", "ner")
+
+__all__ = ["BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "DistillSpec", "EarlyStoppingSpec", "ExportSpec",
+           "FlagSpec",
            "GenerationSpec", "LexiconSpec", "OutputSpec", "Recipe", "SplitSpec", "TrainSpec", "WideSpec",
            "apply_overrides", "parse_overrides"]
 
@@ -230,6 +234,26 @@ class GenerationSpec(Section):
     short_response_words: int = Field(8, ge=1, description="auto scoring's limit (short label answers)")
 
 
+class DistillSpec(Section):
+    """Task distillation: a finished, larger run (the teacher) gives soft targets; this recipe's base
+    (the student) learns from them and from the gold labels (distill.py)."""
+
+    teacher: Path | None = Field(None, description="a finished run directory (its model/) whose logits "
+                                 "the student learns from; the section applies when it is set")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the teacher term; the gold-label loss "
+                         "has 1 - alpha")
+    temperature: float = Field(2.0, gt=0, description="softens both distributions; the teacher term is "
+                               "scaled by temperature^2 (Hinton et al.)")
+    transfer: list[Path] = Field(default_factory=list, description="unlabelled in-domain text files the "
+                                 "teacher labels too: .txt (one text per line) or .jsonl ({\"text\": ...} "
+                                 "or a string per line), gzip allowed")
+    transfer_limit: int | None = Field(None, ge=1, description="at most this many transfer texts (the first)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.teacher is not None
+
+
 class OutputSpec(Section):
     dir: Path | None = Field(None, description="default: runs/<recipe name>")
     overwrite: bool = False
@@ -307,6 +331,7 @@ class Recipe(Section):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    distill: DistillSpec = Field(default_factory=DistillSpec)
 
     @field_validator("tuning", mode="before")
     @classmethod
@@ -347,7 +372,25 @@ class Recipe(Section):
         self._fields_fit_task(task)
         self._method_fits_task()
         self._run_dir_can_be_a_folder()
+        self._distill_fits_task(task)
         return self
+
+    def _distill_fits_task(self, task) -> None:
+        d = self.distill
+        if not d.enabled:
+            if d.transfer:
+                raise field_error("distill.transfer", "transfer texts are labelled by a teacher: set "
+                                                      "distill.teacher to a finished run directory")
+            return
+        if task.name not in DISTILL_TASKS:
+            raise field_error("distill.teacher", f"distillation applies to task: {', '.join(DISTILL_TASKS)}, "
+                                                 f"not {task.name}; remove the distill section")
+        if not (Path(d.teacher) / "model").is_dir() and not (Path(d.teacher) / "domainft.json").is_file():
+            raise field_error("distill.teacher", f"{d.teacher} is not a finished run directory (no model/ in "
+                                                 "it); train the teacher first with `domainft run TEACHER_RECIPE`")
+        for path in d.transfer:
+            if not Path(path).is_file():
+                raise field_error("distill.transfer", f"{path} does not exist (give text files, one text a line)")
 
     def _run_dir_can_be_a_folder(self) -> None:
         """The run directory, or a folder above it, must not be an existing file (checked here, so that

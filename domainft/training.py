@@ -103,10 +103,11 @@ def _sequential_eval_trainer():
         group_by_length is on), so metrics can map rows back to sentences and windows. The task's
         eval_hook adds metrics that need the model (before callbacks such as early stopping see them)."""
 
-        def __init__(self, *args, eval_hook=None, model_loss=None, **kwargs):
+        def __init__(self, *args, eval_hook=None, model_loss=None, distill_loss=None, **kwargs):
             super().__init__(*args, **kwargs)
             self.eval_hook = eval_hook
             self.model_loss = model_loss
+            self.distill_loss = distill_loss  # training batches that carry teacher targets
             self.examples_seen = 0  # by this process: under DDP each rank sees its share
 
         def training_step(self, model, inputs, num_items_in_batch=None):
@@ -114,7 +115,16 @@ def _sequential_eval_trainer():
             self.examples_seen += int(first.shape[0]) if first is not None else 0
             return super().training_step(model, inputs, num_items_in_batch)
 
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            from domainft.distill import TEACHER_COLUMN
+
+            if self.distill_loss is not None and TEACHER_COLUMN not in self._signature_columns:
+                self._signature_columns.append(TEACHER_COLUMN)  # the teacher targets: kept, not a model input
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.distill_loss is not None and not return_outputs and _has_teacher(inputs):
+                return self.distill_loss(model, inputs, num_items_in_batch)
             if self.model_loss is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = self.model_loss(model, inputs, num_items_in_batch)
@@ -157,11 +167,17 @@ def _sequential_eval_trainer():
     return SequentialEvalTrainer
 
 
+def _has_teacher(inputs) -> bool:
+    from domainft.distill import TEACHER_COLUMN
+
+    return TEACHER_COLUMN in inputs
+
+
 def build_trainer(recipe: Recipe, task: Task, model, tokenizer, datasets: dict, checkpoint_dir: Path,
                   loss_function: Callable | None, lr: float, progress: bool = True, echo=print,
                   extra_callbacks=(), gradient_checkpointing: bool = False, eval_on_start: bool = False,
                   eval_hook: Callable | None = None, precision: Precision | None = None,
-                  logging_dir: Path | None = None):
+                  logging_dir: Path | None = None, distill=None):
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # A progress bar redraws its line with carriage returns: in a log file or a pipe the evaluation
@@ -173,18 +189,25 @@ def build_trainer(recipe: Recipe, task: Task, model, tokenizer, datasets: dict, 
     callbacks = [ElapsedTime(), EvalReport(es.metric, echo), *extra_callbacks]
     if es.enabled:
         callbacks.append(EarlyStopping(es.metric, task.greater_is_better(es.metric), es.patience, es.min_delta))
+    collate, distill_loss = task.collator(tokenizer), None
+    if distill is not None:  # distill.py: teacher targets in the batches, the mixed loss
+        from domainft.distill import collator, distillation_loss
+
+        collate = collator(collate)
+        distill_loss = distillation_loss(task.name, distill.alpha, distill.temperature, loss_function)
     trainer = _sequential_eval_trainer()(
         model=model,
         args=args,
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         processing_class=tokenizer,
-        data_collator=task.collator(tokenizer),
+        data_collator=collate,
         compute_metrics=task.metrics_for(datasets["validation"], _labels(model)),
         compute_loss_func=loss_function,
         callbacks=callbacks,
         eval_hook=eval_hook,
         model_loss=task.model_loss(),
+        distill_loss=distill_loss,
     )
     # Our EvalReport prints each evaluation; drop the Trainer's raw log-dict printing.
     trainer.remove_callback(PrinterCallback)

@@ -133,15 +133,21 @@ class NerTask(Task):
         A text is a string (split into words like the training corpora, offsets into it) or a
         list of words (offsets into the words joined by single spaces).
         """
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
+        docs = [words_with_offsets(t) for t in texts]
+        probs = self.word_probabilities(trained, [words for words, _, _ in docs], batch_size)
+        return [entities(words, starts, source, p, trained.labels) for (words, starts, source), p in zip(docs, probs)]
+
+    def word_probabilities(self, trained, word_lists: list[list[str]], batch_size: int = 32) -> list[np.ndarray]:
+        """Per sentence, [words, labels] probabilities: each word's first subword, from its best window
+        (what predict decodes, and the soft targets a distilled student learns from)."""
+        import torch
+
         manifest, tokenizer, model = trained.manifest, trained.tokenizer, trained.model
         labels = trained.labels
-        docs = [words_with_offsets(t) for t in texts]
         rows, sentence_of, word_index = [], [], []
-        for k, (words, _, _) in enumerate(docs):
+        for k, words in enumerate(word_lists):
             for ids, wi in encode_words(words, tokenizer, manifest["max_length"], manifest.get("stride", 32)):
                 rows.append(ids)
                 sentence_of.append(k)
@@ -158,8 +164,7 @@ class NerTask(Task):
             with torch.inference_mode():
                 out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
             logits[start:start + len(chunk), :n] = out.float().cpu().numpy()
-        probs = merge_windows(logits, sentence_of, word_index, n_sentences=len(docs))
-        return [entities(words, starts, source, p, labels) for (words, starts, source), p in zip(docs, probs)]
+        return merge_windows(logits, sentence_of, word_index, n_sentences=len(word_lists))
 
 
 # --- helpers -------------------------------------------------------------------------------------

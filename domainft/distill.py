@@ -1,0 +1,328 @@
+"""Task distillation: a finished, larger run (the teacher) labels the training texts, and any
+unlabelled in-domain texts (the transfer set), with soft targets; the recipe's own base (the
+student) learns from a mix of the gold-label loss and a temperature-scaled divergence to them
+(Hinton et al. 2015; DistilBERT, TinyBERT and MiniLM distil so).
+
+    distill: {teacher: runs/finance_teacher, alpha: 0.5, temperature: 2.0,
+              transfer: [../shared/datasets/fiqa/headlines.txt]}
+
+Targets, one per student row (a text's windows share its text's target):
+  classification  the teacher's logits                      KL(softmax(t/T) || softmax(s/T)) T^2
+  multilabel      the teacher's logits                      BCE(sigmoid(s/T), sigmoid(t/T)) T^2
+  ner             per word, the teacher's log-probabilities  the KL per word, at the student's first
+                  (its best window), at the student's       subword of each word
+                  first subword of that word
+The teacher reads every text with its own tokenizer and windows, so teacher and student need not
+share a vocabulary; they must share the labels. Its outputs are computed once and cached (by the
+teacher's weights and the texts), so a sweep over seeds asks it once. A transfer text that is, after
+normalization, a training, validation or test text of the run is dropped (and counted).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from domainft.atomic import write_bytes
+from domainft.errors import DomainftError
+from domainft.gguf import cache_dir
+from domainft.tasks.base import IGNORE
+
+TEACHER_COLUMN = "teacher"  # the soft targets' dataset column, kept by the Trainer (training.py)
+
+
+# --- reading the transfer set ----------------------------------------------------------------
+
+def read_transfer(paths: list[Path], limit: int | None = None) -> list[str]:
+    """Texts from .txt (one a line) or .jsonl ({"text": ...} or a JSON string a line) files, gzip
+    or not, in order, empty lines skipped."""
+    texts: list[str] = []
+    for path in paths:
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        jsonl = path.name.removesuffix(".gz").endswith(".jsonl")
+        try:
+            with opener(path, "rt", encoding="utf-8") as f:
+                for n, line in enumerate(f, start=1):
+                    text = _transfer_text(line, jsonl, path, n)
+                    if text:
+                        texts.append(text)
+                    if limit is not None and len(texts) >= limit:
+                        return texts
+        except UnicodeDecodeError:
+            raise DomainftError(f"distill.transfer: {path} is not UTF-8 text; save it as UTF-8") from None
+        except OSError as e:
+            raise DomainftError(f"distill.transfer: {path} could not be read ({e})") from None
+    return texts
+
+
+def _transfer_text(line: str, jsonl: bool, path: Path, n: int) -> str:
+    line = line.strip()
+    if not jsonl or not line:
+        return line
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DomainftError(f"distill.transfer: {path} line {n}: not JSON ({e.msg}); a .jsonl file holds "
+                            '{"text": ...} or a JSON string per line') from None
+    value = value.get("text") if isinstance(value, dict) else value
+    if not isinstance(value, str):
+        raise DomainftError(f"distill.transfer: {path} line {n}: expected {{\"text\": \"...\"}} or a string")
+    return value.strip()
+
+
+def unseen(texts: list[str], known: list[str]) -> tuple[list[str], int]:
+    """`texts` without those that are (normalized, and among themselves) a known text or a repeat:
+    a transfer text must never be a validation or test text of the run. (kept, dropped)."""
+    from domainft.data.splits import normalized_text
+
+    seen = {normalized_text(t) for t in known}
+    kept = []
+    for text in texts:
+        key = normalized_text(text)
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(text)
+    return kept, len(texts) - len(kept)
+
+
+# --- the teacher's targets, cached -------------------------------------------------------------
+
+def teacher_fingerprint(model_dir: Path) -> str:
+    """What identifies a teacher's outputs: its manifest and its weight files (name, size, mtime)."""
+    h = hashlib.sha256((model_dir / "domainft.json").read_bytes())
+    for f in sorted(model_dir.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".json"):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def cached_targets(teacher, items: list, compute, kind: str) -> tuple[list[np.ndarray], bool]:
+    """compute(items) -> one array per item, cached under $DOMAINFT_CACHE/teacher_targets by the
+    teacher and the items. (arrays, whether they came from the cache)."""
+    key = hashlib.sha256(teacher_fingerprint(teacher.model_dir).encode())
+    key.update(kind.encode())
+    key.update(json.dumps(items, ensure_ascii=False).encode())
+    path = cache_dir() / "teacher_targets" / f"{key.hexdigest()[:32]}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            flat, lengths = stored["flat"], stored["lengths"]
+        return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else [], True
+    arrays = compute(items)
+    flat = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in arrays]) \
+        if arrays else np.zeros((0, 1), np.float32)
+    lengths = np.array([np.asarray(a).reshape(-1, a.shape[-1]).shape[0] for a in arrays], dtype=np.int64)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, flat=flat, lengths=lengths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, buffer.getvalue())  # atomic: a concurrent run never reads half a file
+    return [a.reshape(-1, a.shape[-1]) for a in arrays], False
+
+
+def load_teacher(recipe, student_labels: list[str]):
+    """The teacher run's model, checked against the student: same task, same labels."""
+    from domainft.model import load
+
+    teacher = load(recipe.distill.teacher)
+    teacher.model_dir = Path(recipe.distill.teacher) / "model" \
+        if (Path(recipe.distill.teacher) / "model").is_dir() else Path(recipe.distill.teacher)
+    if teacher.task.name != recipe.task:
+        raise DomainftError(f"distill.teacher: {recipe.distill.teacher} is a {teacher.task.name} run; the student's "
+                            f"task is {recipe.task}: train the teacher on the same task")
+    if sorted(teacher.labels) != sorted(student_labels):
+        raise DomainftError(f"distill.teacher: {recipe.distill.teacher} predicts {teacher.labels}, the student's "
+                            f"data has {student_labels}; teacher and student must share the labels")
+    return teacher
+
+
+def label_order(teacher, student_labels: list[str]) -> list[int]:
+    """Column i of a student target is the teacher's column for student label i."""
+    return [teacher.labels.index(label) for label in student_labels]
+
+
+# --- the student's training set with targets ------------------------------------------------------
+
+def with_teacher(prepared, echo=print):
+    """prepared.encoded['train'] with a TEACHER_COLUMN (and the transfer texts as extra rows whose
+    labels count for nothing), and metrics.json's `distill` section."""
+    started = time.perf_counter()
+    recipe, task, data = prepared.recipe, prepared.task, prepared.data
+    spec = recipe.distill
+    teacher = load_teacher(recipe, data.labels)
+    order = label_order(teacher, data.labels)
+    train = prepared.encoded["train"]
+    known = [_text_of(x) for split in (data.train, data.validation, data.test) for x in split]
+    transfer, dropped = unseen(read_transfer(spec.transfer, spec.transfer_limit), known) \
+        if spec.transfer else ([], 0)
+    if transfer and task.name != "ner" and getattr(recipe.data, "has_pairs", False):
+        raise DomainftError("distill.transfer: this model reads text pairs; transfer files hold single texts. "
+                            "Remove distill.transfer")
+    echo(f"distill: teacher {recipe.distill.teacher} ({teacher.manifest['base']['requested']}); "
+         f"{len(data.train)} training texts" + (f" + {len(transfer)} transfer texts" if spec.transfer else ""))
+    if task.name == "ner":
+        train, cached = _ner_targets(teacher, order, prepared, transfer)
+    else:
+        train, cached = _text_targets(teacher, order, prepared, transfer)
+    report = {"teacher": str(recipe.distill.teacher), "teacher_base": teacher.manifest["base"].get("requested"),
+              "teacher_test": _teacher_scores(recipe.distill.teacher),
+              "alpha": spec.alpha, "temperature": spec.temperature,
+              "transfer": {"files": [str(p) for p in spec.transfer], "texts": len(transfer),
+                           "dropped_known_or_repeated": dropped},
+              "train_rows": len(train), "teacher_outputs_cached": cached,
+              "seconds": round(time.perf_counter() - started, 1)}
+    return train, report
+
+
+def _text_of(item) -> str:
+    return " ".join(item.words) if hasattr(item, "words") else item.text
+
+
+def _teacher_scores(teacher_dir) -> dict:
+    path = Path(teacher_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    test = json.loads(path.read_text(encoding="utf-8")).get("test") or {}
+    return {k: v for k, v in test.items() if isinstance(v, (int, float))}
+
+
+def _text_targets(teacher, order, prepared, transfer: list[str]):
+    from datasets import concatenate_datasets
+
+    from domainft.data.readers import Example
+    from domainft.tasks.classification import encode_inputs
+
+    recipe, data = prepared.recipe, prepared.data
+    pairs = getattr(recipe.data, "has_pairs", False)
+    items = [{"text": e.text, "text_pair": e.pair} if pairs else e.text for e in data.train] + transfer
+
+    def compute(batch_items):
+        return [teacher.logits(batch_items[i:i + 32]) for i in range(0, len(batch_items), 32)]
+
+    chunks, cached = cached_targets(teacher, items, lambda xs: [np.concatenate(compute(xs))] if xs else [], "text")
+    logits = chunks[0][:, order] if chunks else np.zeros((0, len(order)), np.float32)
+    train = prepared.encoded["train"]
+    rows_of = train["example"] if "example" in train.column_names else list(range(len(train)))
+    train = train.add_column(TEACHER_COLUMN, [logits[i].tolist() for i in rows_of])
+    if not transfer:
+        return train, cached
+    examples = [Example(text=t, label="", source="distill.transfer", line=n + 1) for n, t in enumerate(transfer)]
+    columns, rows = encode_inputs(examples, prepared.tokenizer, recipe.data)
+    n_labels = len(data.labels)
+    ignored = IGNORE if recipe.task == "classification" else [float(IGNORE)] * n_labels
+    columns["labels"] = [ignored] * len(rows)
+    if "example" in columns:
+        columns["example"] = [len(data.train) + r for r in rows]
+    columns[TEACHER_COLUMN] = [logits[len(data.train) + r].tolist() for r in rows]
+    return concatenate_datasets([train, _dataset_like(train, columns)]), cached
+
+
+def _ner_targets(teacher, order, prepared, transfer: list[str]):
+    from datasets import concatenate_datasets
+
+    from domainft.tasks.ner import encode_words
+    from domainft.wordwindows import words_with_offsets
+
+    recipe, data, tokenizer = prepared.recipe, prepared.data, prepared.tokenizer
+    word_lists = [list(s.words) for s in data.train] + [words_with_offsets(t)[0] for t in transfer]
+    probs, cached = cached_targets(teacher, word_lists,
+                                   lambda lists: teacher.task.word_probabilities(teacher, lists), "ner")
+    # log-probabilities: softmax(log p / T) is the teacher's distribution at temperature T
+    logp = [np.log(np.clip(p[:, order], 1e-12, None)).astype(np.float32) for p in probs]
+    n_labels = len(data.labels)
+    none = [0.0] * n_labels  # "no target" (a later subword, a special token): log-probabilities are never all 0
+
+    def targets(sentence: int, word_index: list[int]) -> list[list[float]]:
+        return [logp[sentence][w].tolist() if w >= 0 else none for w in word_index]
+
+    train = prepared.encoded["train"]
+    train = train.add_column(TEACHER_COLUMN, [targets(s, wi) for s, wi in zip(train["sentence"], train["word_index"])])
+    if not transfer:
+        return train, cached
+    columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [], "sentence": [],
+                                "word_index": [], TEACHER_COLUMN: []}
+    for k, words in enumerate(word_lists[len(data.train):], start=len(data.train)):
+        for ids, word_index in encode_words(words, tokenizer, recipe.data.max_length, recipe.data.stride):
+            columns["input_ids"].append(ids)
+            columns["attention_mask"].append([1] * len(ids))
+            columns["labels"].append([IGNORE] * len(ids))
+            columns["sentence"].append(k)
+            columns["word_index"].append(word_index)
+            columns[TEACHER_COLUMN].append(targets(k, word_index))
+    return concatenate_datasets([train, _dataset_like(train, columns)]), cached
+
+
+def _dataset_like(train, columns: dict):
+    """A Dataset of `columns` with `train`'s columns and features (so that the two concatenate)."""
+    from datasets import Dataset
+
+    missing = [c for c in train.column_names if c not in columns]
+    if missing:
+        raise DomainftError(f"distill.transfer: cannot build rows for the training set's columns {missing}")
+    return Dataset.from_dict({c: columns[c] for c in train.column_names}).cast(train.features)
+
+
+# --- collation and the loss ------------------------------------------------------------------------
+
+def collator(inner):
+    """The task's collator, with the teacher targets stacked (per token: padded with "no target")."""
+    import torch
+
+    def collate(features: list[dict]):
+        targets = [f.pop(TEACHER_COLUMN) for f in features] if TEACHER_COLUMN in features[0] else None
+        batch = inner(features)
+        if targets is None:
+            return batch
+        if isinstance(targets[0][0], (list, tuple)):  # per token
+            width = batch["input_ids"].shape[1]
+            n = len(targets[0][0])
+            targets = [list(t) + [[0.0] * n] * (width - len(t)) for t in targets]
+        batch[TEACHER_COLUMN] = torch.tensor(targets, dtype=torch.float32)
+        return batch
+
+    return collate
+
+
+def distillation_loss(task_name: str, alpha: float, temperature: float, gold_loss=None):
+    """(model, inputs, num_items_in_batch) -> alpha * teacher term + (1 - alpha) * gold loss; rows
+    without gold labels (transfer texts) count in the teacher term only."""
+    import torch
+    import torch.nn.functional as F
+
+    t = temperature
+
+    def teacher_term(logits, teacher):
+        if task_name == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits / t, torch.sigmoid(teacher / t)) * t * t
+        if task_name == "ner":
+            has = teacher.abs().sum(-1) > 0
+            logits, teacher = logits[has], teacher[has]
+            if not len(logits):
+                return logits.sum() * 0.0
+        return F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher / t, -1), reduction="batchmean") * t * t
+
+    def gold_term(logits, labels):
+        flat = labels.reshape(labels.shape[0], -1)
+        rows = (flat != IGNORE).any(-1) if task_name != "multilabel" else (flat >= 0).all(-1)
+        if not rows.any():
+            return logits.sum() * 0.0
+        logits, labels = logits[rows], labels[rows]
+        if gold_loss is not None:
+            return gold_loss({"logits": logits}, labels)
+        if task_name == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+
+    def loss(model, inputs, num_items_in_batch=None):
+        teacher = inputs.pop(TEACHER_COLUMN)
+        labels = inputs.pop("labels")
+        logits = model(**inputs).logits.float()
+        return alpha * teacher_term(logits, teacher.to(logits.device)) + (1 - alpha) * gold_term(logits, labels)
+
+    return loss

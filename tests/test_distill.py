@@ -1,0 +1,120 @@
+"""Distillation (`distill:`): a student learns from a finished teacher run's soft targets, for
+classification, multilabel and NER and every tuning method; teacher outputs are cached; transfer
+texts that are validation / test texts are dropped; the student reloads, exports and names its
+teacher; a teacher that does not fit is refused before anything is written."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from domainft import load
+from domainft.errors import DomainftError, RecipeError
+
+import contract
+
+
+@pytest.fixture(scope="module")
+def teachers(tiny_base, tmp_path_factory):
+    """A finished tiny run per task, trained once for this file."""
+    out = {}
+    for task in ("classification", "multilabel", "ner"):
+        run_dir = tmp_path_factory.mktemp(f"teacher_{task}") / "run"
+        contract.quiet_run(contract.recipe(task, "full", tiny_base, run_dir))
+        out[task] = run_dir
+    return out
+
+
+def student(task, method, tiny_base, out, teacher, sections=None, **distill):
+    return contract.recipe(task, method, tiny_base, out, distill={"teacher": str(teacher), **distill},
+                           **(sections or {}))
+
+
+@pytest.mark.parametrize("task,method", [("classification", m) for m in contract.methods_for("classification")]
+                         + [("multilabel", "full"), ("ner", "full"), ("ner", "lora")])
+def test_a_student_learns_from_its_teacher_and_reloads_as_trained(teachers, tiny_base, tmp_path, task, method):
+    result = contract.quiet_run(student(task, method, tiny_base, tmp_path / "run", teachers[task]))
+    d = result.metrics["distill"]
+    assert d["teacher"] == str(teachers[task]) and d["alpha"] == 0.5 and d["temperature"] == 2.0
+    losses = [h["loss"] for h in result.metrics["train"]["history"] if "loss" in h]
+    assert losses and all(np.isfinite(losses))
+    texts = contract.TEXTS[task]
+    before = result.model.predict(texts)
+    after = load(result.run_dir).predict(texts)
+    assert json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True)
+
+
+def test_teacher_outputs_are_cached_and_the_card_names_the_teacher(teachers, tiny_base, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    first = contract.quiet_run(student("classification", "full", tiny_base, tmp_path / "a", teachers["classification"],
+                                       sections={"export": {"enabled": True}}))
+    second = contract.quiet_run(student("classification", "full", tiny_base, tmp_path / "b",
+                                        teachers["classification"]))
+    assert first.metrics["distill"]["teacher_outputs_cached"] is False
+    assert second.metrics["distill"]["teacher_outputs_cached"] is True
+    assert list((tmp_path / "cache" / "teacher_targets").glob("*.npz"))
+    for card in (first.model_dir / "README.md", first.bundle_dir / "README.md"):
+        text = card.read_text(encoding="utf-8")
+        assert "Distilled from" in text and str(teachers["classification"]) in text, card
+
+
+def test_transfer_texts_join_training_and_known_texts_are_dropped(teachers, tiny_base, tmp_path):
+    sample = contract.ROOT / "data" / "finance_sentiment_sample.txt"
+    lines = sample.read_text(encoding="latin-1").splitlines()
+    known = [line.rsplit("@", 1)[0] for line in lines][:5]  # texts of the run's training / validation / test splits
+    transfer = tmp_path / "headlines.txt"
+    fresh = [f"Company {i} reports quarterly sales of EUR {i}.5 mn ." for i in range(40)]
+    transfer.write_text("\n".join(fresh + [t.upper() for t in known] + [fresh[0], ""]) + "\n", encoding="utf-8")
+    result = contract.quiet_run(student("classification", "full", tiny_base, tmp_path / "run",
+                                        teachers["classification"], transfer=[str(transfer)]))
+    t = result.metrics["distill"]["transfer"]
+    assert t["texts"] == 40 and t["dropped_known_or_repeated"] == len(known) + 1
+    gold_rows = contract.quiet_run(contract.recipe("classification", "full", tiny_base, tmp_path / "plain"))
+    assert result.metrics["distill"]["train_rows"] == gold_rows.metrics["data"]["counts"]["train"] + 40
+
+
+def test_ner_transfer_texts_are_labelled_per_word(teachers, tiny_base, tmp_path):
+    transfer = tmp_path / "abstracts.jsonl.gz"
+    import gzip
+
+    with gzip.open(transfer, "wt", encoding="utf-8") as f:
+        for i in range(20):
+            f.write(json.dumps({"text": f"Patient {i} had familial hypercholesterolemia and ataxia ."}) + "\n")
+    result = contract.quiet_run(student("ner", "full", tiny_base, tmp_path / "run", teachers["ner"],
+                                        transfer=[str(transfer)]))
+    assert result.metrics["distill"]["transfer"]["texts"] == 20
+
+
+def test_the_loss_mixes_gold_and_teacher_terms():
+    import torch
+
+    from domainft.distill import distillation_loss
+
+    class Echo(torch.nn.Module):  # logits = the inputs themselves
+        def forward(self, input_ids=None):
+            return type("Out", (), {"logits": input_ids})()
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, -100])  # the second row is a transfer text: no gold label
+    same = distillation_loss("classification", 1.0, 2.0)(Echo(), {"input_ids": logits, "labels": labels,
+                                                                   "teacher": logits.clone()})
+    assert float(same) == pytest.approx(0.0, abs=1e-6)  # the teacher agrees: nothing to learn from it
+    gold = distillation_loss("classification", 0.0, 2.0)(Echo(), {"input_ids": logits, "labels": labels,
+                                                                   "teacher": logits.clone()})
+    assert float(gold) == pytest.approx(float(torch.nn.functional.cross_entropy(logits[:1], labels[:1])))
+    none = distillation_loss("classification", 0.0, 2.0)(Echo(), {"input_ids": logits, "labels": torch.tensor(
+        [-100, -100]), "teacher": logits.clone()})
+    assert float(none) == 0.0  # a batch of transfer texts only: no gold term, not NaN
+
+
+def test_a_teacher_that_does_not_fit_is_refused_before_anything_is_written(teachers, tiny_base, tmp_path):
+    with pytest.raises(DomainftError, match="ner run"):
+        contract.quiet_run(student("classification", "full", tiny_base, tmp_path / "a", teachers["ner"]))
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(RecipeError, match="distill.teacher"):
+        student("classification", "full", tiny_base, tmp_path / "b", tmp_path / "nowhere")
+    with pytest.raises(RecipeError, match="distill"):
+        student("regression", "full", tiny_base, tmp_path / "c", teachers["classification"])
+    with pytest.raises(RecipeError, match="distill.transfer"):
+        contract.recipe("classification", "full", tiny_base, tmp_path / "d", distill={"transfer": ["x.txt"]})
