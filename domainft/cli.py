@@ -144,6 +144,44 @@ def validate(recipe: Path = typer.Argument(..., help="YAML recipe"),
 
 
 @app.command()
+def adapt(recipe: Path = typer.Argument(..., help="YAML recipe with an adapt: section (its data and base)"),
+          set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="copy the adapted base here (a new directory)"),
+          code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
+    """Domain-adaptive pretraining alone: masked-LM training of the recipe's base on its adapt: texts.
+
+    Prints the adapted base's directory (cached: a recipe with the same adapt: section reuses it); any
+    recipe can name it as its base."""
+    try:
+        need_training("adapt")
+        import_code(code)
+        import shutil
+
+        from domainft.adapt import adapted_base
+        from domainft.bases import resolve_base
+        from domainft.prepare import read_data
+        from domainft.recipe import Recipe
+        from domainft.tasks import get_task
+
+        r = Recipe.from_yaml(recipe, set_ or [])
+        if not r.adapt.enabled:
+            raise DomainftError("adapt: the recipe has no adaptation texts; set adapt.task_texts=true and / or "
+                                "adapt.corpus=[FILE, ...]")
+        if out_dir is not None and out_dir.exists():
+            raise DomainftError(f"adapt --out: {out_dir} exists; give a new directory")
+        task = get_task(r.task)
+        base, report = adapted_base(r, resolve_base(r.base.name, r.base.revision), task, read_data(task, r),
+                                    echo=out.print)
+        where = Path(base.path)
+        if out_dir is not None:
+            shutil.copytree(where, out_dir)
+            where = out_dir
+    except DomainftError as e:
+        _fail(e)
+    print(where)
+
+
+@app.command()
 def export(run_dir: Path = typer.Argument(..., help="run directory (or its model/)"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="bundle directory (default: RUN_DIR/onnx)"),
            int8: Optional[bool] = typer.Option(None, "--int8/--no-int8", help=f"also write {INT8_FILE}"),

@@ -19,7 +19,6 @@ normalization, a training, validation or test text of the run is dropped (and co
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import time
@@ -31,63 +30,9 @@ from domainft.atomic import write_bytes
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
 from domainft.tasks.base import IGNORE
+from domainft.textfiles import read_texts, unseen
 
 TEACHER_COLUMN = "teacher"  # the soft targets' dataset column, kept by the Trainer (training.py)
-
-
-# --- reading the transfer set ----------------------------------------------------------------
-
-def read_transfer(paths: list[Path], limit: int | None = None) -> list[str]:
-    """Texts from .txt (one a line) or .jsonl ({"text": ...} or a JSON string a line) files, gzip
-    or not, in order, empty lines skipped."""
-    texts: list[str] = []
-    for path in paths:
-        path = Path(path)
-        opener = gzip.open if path.suffix == ".gz" else open
-        jsonl = path.name.removesuffix(".gz").endswith(".jsonl")
-        try:
-            with opener(path, "rt", encoding="utf-8") as f:
-                for n, line in enumerate(f, start=1):
-                    text = _transfer_text(line, jsonl, path, n)
-                    if text:
-                        texts.append(text)
-                    if limit is not None and len(texts) >= limit:
-                        return texts
-        except UnicodeDecodeError:
-            raise DomainftError(f"distill.transfer: {path} is not UTF-8 text; save it as UTF-8") from None
-        except OSError as e:
-            raise DomainftError(f"distill.transfer: {path} could not be read ({e})") from None
-    return texts
-
-
-def _transfer_text(line: str, jsonl: bool, path: Path, n: int) -> str:
-    line = line.strip()
-    if not jsonl or not line:
-        return line
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DomainftError(f"distill.transfer: {path} line {n}: not JSON ({e.msg}); a .jsonl file holds "
-                            '{"text": ...} or a JSON string per line') from None
-    value = value.get("text") if isinstance(value, dict) else value
-    if not isinstance(value, str):
-        raise DomainftError(f"distill.transfer: {path} line {n}: expected {{\"text\": \"...\"}} or a string")
-    return value.strip()
-
-
-def unseen(texts: list[str], known: list[str]) -> tuple[list[str], int]:
-    """`texts` without those that are (normalized, and among themselves) a known text or a repeat:
-    a transfer text must never be a validation or test text of the run. (kept, dropped)."""
-    from domainft.data.splits import normalized_text
-
-    seen = {normalized_text(t) for t in known}
-    kept = []
-    for text in texts:
-        key = normalized_text(text)
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(text)
-    return kept, len(texts) - len(kept)
 
 
 # --- the teacher's targets, cached -------------------------------------------------------------
@@ -159,7 +104,7 @@ def with_teacher(prepared, echo=print):
     order = label_order(teacher, data.labels)
     train = prepared.encoded["train"]
     known = [_text_of(x) for split in (data.train, data.validation, data.test) for x in split]
-    transfer, dropped = unseen(read_transfer(spec.transfer, spec.transfer_limit), known) \
+    transfer, dropped = unseen(read_texts(spec.transfer, spec.transfer_limit, "distill.transfer"), known) \
         if spec.transfer else ([], 0)
     if transfer and task.name != "ner" and getattr(recipe.data, "has_pairs", False):
         raise DomainftError("distill.transfer: this model reads text pairs; transfer files hold single texts. "

@@ -199,6 +199,7 @@ def evaluate(p: Prepared, trainer, settings: TrainSettings, echo) -> tuple[Recip
         "data": {**data.report, "labels": data.labels, "truncated": p.truncated},
         **({"lexicon": p.injection.report()} if p.injection else {}),
         **({"distill": p.distill} if p.distill else {}),
+        **({"adapt": p.adapt} if p.adapt else {}),
         "train": {"lr": settings.lr, "gradient_checkpointing": settings.gradient_checkpointing,
                   "precision": settings.precision.report() if settings.precision else None,
                   "distributed": _distributed_report(trainer, settings),

@@ -38,6 +38,7 @@ class Prepared:
     trainable: int
     total: int
     distill: dict | None = None  # metrics.json's `distill` section, when the recipe distils from a teacher
+    adapt: dict | None = None  # metrics.json's `adapt` section, when the base was adapted first (adapt.py)
 
 
 def prepare(recipe: Recipe, echo=print) -> Prepared:
@@ -47,6 +48,11 @@ def prepare(recipe: Recipe, echo=print) -> Prepared:
     base = resolve_base(recipe.base.name, recipe.base.revision)
     echo(f"base: {base.describe()}")
     echo_data(data.report, echo)
+    adapted = None
+    if recipe.adapt.enabled:  # domain-adaptive pretraining first (cached): the adapted encoder is the base
+        from domainft.adapt import adapted_base
+
+        base, adapted = adapted_base(recipe, base, task, data, echo)
 
     from transformers import set_seed
 
@@ -70,7 +76,7 @@ def prepare(recipe: Recipe, echo=print) -> Prepared:
     echo(f"tuning: {method.name}, {trainable:,} trainable of {total:,} parameters "
          f"({100 * trainable / total:.2f}%)")
     return Prepared(recipe, task, method, data, base, model, tokenizer, ctx, injection, encoded, truncated,
-                    eval_hook, trainable, total)
+                    eval_hook, trainable, total, adapt=adapted)
 
 
 def read_data(task: Task, recipe: Recipe):

@@ -29,10 +29,9 @@ from domainft.tasks import TASKS
 # The tasks distill.py gives soft targets for (regression and generation have no distribution to soften).
 DISTILL_TASKS = ("classification", "multilabel", "ner")
 
-__all__ = ["BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "DistillSpec", "EarlyStoppingSpec", "ExportSpec",
-           "FlagSpec",
-           "GenerationSpec", "LexiconSpec", "OutputSpec", "Recipe", "SplitSpec", "TrainSpec", "WideSpec",
-           "apply_overrides", "parse_overrides"]
+__all__ = ["AdaptSpec", "BaseSpec", "ColumnSpec", "DataSpec", "DecisionSpec", "DistillSpec", "EarlyStoppingSpec",
+           "ExportSpec", "FlagSpec", "GenerationSpec", "LexiconSpec", "OutputSpec", "Recipe", "SplitSpec", "TrainSpec",
+           "WideSpec", "apply_overrides", "parse_overrides"]
 
 
 
@@ -234,6 +233,35 @@ class GenerationSpec(Section):
     short_response_words: int = Field(8, ge=1, description="auto scoring's limit (short label answers)")
 
 
+class AdaptSpec(Section):
+    """Domain-adaptive pretraining before fine-tuning (adapt.py): masked-language-model training of
+    the base on the task's own training texts (TAPT) and / or domain text files (DAPT)."""
+
+    task_texts: bool = Field(False, description="adapt on the task's training texts (never validation or test)")
+    corpus: list[Path] = Field(default_factory=list, description="domain text files: .txt (one document or "
+                               "sentence per line) or .jsonl ({\"text\": ...}), gzip allowed")
+    corpus_limit: int | None = Field(None, ge=1, description="at most this many corpus texts (the first)")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked")
+    whole_word_masking: bool = Field(True, description="mask every subword of a chosen word (WordPiece bases; "
+                                     "lexicon terms are whole words)")
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(128, ge=8, le=8192, description="tokens per adaptation text (longer ones are cut)")
+    held_out: float = Field(0.05, gt=0, lt=0.5, description="share of the adaptation texts held out: its MLM "
+                            "loss (perplexity) is reported before and after, and early stopping reads it")
+    patience: int = Field(2, ge=1, description="evaluations without a better held-out loss before stopping")
+    eval_every: int | None = Field(None, ge=1, description="evaluate every N steps (default: every epoch)")
+    head_warmup_steps: int = Field(0, ge=0, description="a base without an MLM head: train the new head alone "
+                                   "this many steps before the whole model")
+    seed: int = Field(0, description="the adaptation's own seed: a sweep over train.seed reuses one adapted base")
+
+    @property
+    def enabled(self) -> bool:
+        return self.task_texts or bool(self.corpus)
+
+
 class DistillSpec(Section):
     """Task distillation: a finished, larger run (the teacher) gives soft targets; this recipe's base
     (the student) learns from them and from the gold labels (distill.py)."""
@@ -332,6 +360,7 @@ class Recipe(Section):
     output: OutputSpec = Field(default_factory=OutputSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     distill: DistillSpec = Field(default_factory=DistillSpec)
+    adapt: AdaptSpec = Field(default_factory=AdaptSpec)
 
     @field_validator("tuning", mode="before")
     @classmethod
@@ -373,7 +402,18 @@ class Recipe(Section):
         self._method_fits_task()
         self._run_dir_can_be_a_folder()
         self._distill_fits_task(task)
+        self._adapt_fits_task(task)
         return self
+
+    def _adapt_fits_task(self, task) -> None:
+        if not self.adapt.enabled:
+            return
+        if task.name == "generation":
+            raise field_error("adapt", "masked-language-model adaptation applies to encoder tasks, not "
+                                       "generation; remove the adapt section")
+        for path in self.adapt.corpus:
+            if not Path(path).is_file():
+                raise field_error("adapt.corpus", f"{path} does not exist (give text files, one text a line)")
 
     def _distill_fits_task(self, task) -> None:
         d = self.distill

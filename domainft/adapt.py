@@ -1,0 +1,193 @@
+"""Domain-adaptive pretraining: a second phase of masked-language-model training of the base on
+domain text before fine-tuning (Gururangan et al. 2020, "Don't Stop Pretraining": DAPT on domain
+corpora, TAPT on the task's own training texts).
+
+    adapt: {task_texts: true, corpus: [../shared/datasets/medical_abstracts/train.txt.gz], epochs: 3}
+
+The adapted base is an ordinary transformers directory (encoder weights, their MLM head, the
+tokenizer with the lexicon's terms), cached under $DOMAINFT_CACHE/adapted by a hash of the base, the
+texts and the settings, so a sweep over seeds or tuning methods adapts once; `domainft adapt RECIPE`
+writes it for any recipe's `base:` to name. A base without an MLM head (the packaged MiniLM is a
+sentence encoder) gets transformers' standard one (transform + LayerNorm + a decoder tied to the
+word embeddings), newly initialised, optionally trained alone first (head_warmup_steps). The
+lexicon's terms are added before adaptation, so their rows are learnt by the MLM stage (and masked
+as whole words). Texts that are, normalized, validation or test texts of the run are dropped; a
+share of the adaptation texts is held out, and its MLM loss is reported before and after
+(perplexity = exp(loss)) and read by early stopping.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from domainft.atomic import published_once
+from domainft.bases import ResolvedBase
+from domainft.errors import DomainftError
+from domainft.gguf import cache_dir
+from domainft.textfiles import read_texts, unseen
+
+REPORT_FILE = "adapt.json"  # in the adapted base's directory: what adaptation did and measured
+HEAD_PREFIXES = ("cls.", "lm_head.", "generator_", "vocab_")  # MLM head parameter names (BERT, RoBERTa, ...)
+
+
+@dataclass
+class AdaptationTexts:
+    train: list[str]
+    held_out: list[str]
+    report: dict
+
+
+def adaptation_texts(recipe, task, data) -> AdaptationTexts:
+    """TAPT's training texts and DAPT's corpus texts, without any validation or test text of the run,
+    shuffled (adapt.seed) and split into training and held-out texts."""
+    spec = recipe.adapt
+    known = [_text_of(x) for split in (data.validation, data.test) for x in split]
+    task_texts = [_text_of(x) for x in data.train] if spec.task_texts else []
+    corpus = read_texts(spec.corpus, spec.corpus_limit, "adapt.corpus") if spec.corpus else []
+    texts, dropped = unseen(task_texts + corpus, known)
+    if len(texts) < 20:
+        raise DomainftError(f"adapt: {len(texts)} texts to adapt on (after dropping validation / test texts and "
+                            "repeats); give adapt.corpus files or set adapt.task_texts with more training data")
+    random.Random(spec.seed).shuffle(texts)
+    n_held = max(10, round(spec.held_out * len(texts)))
+    report = {"task_texts": len(task_texts), "corpus_texts": len(corpus), "corpus": [str(p) for p in spec.corpus],
+              "dropped_validation_test_or_repeated": dropped, "train_texts": len(texts) - n_held,
+              "held_out_texts": n_held}
+    return AdaptationTexts(texts[n_held:], texts[:n_held], report)
+
+
+def _text_of(item) -> str:
+    if hasattr(item, "words"):
+        return " ".join(item.words)
+    return item.text if not getattr(item, "pair", None) else f"{item.text} {item.pair}"
+
+
+def adapted_base(recipe, base: ResolvedBase, task, data, echo=print) -> tuple[ResolvedBase, dict]:
+    """The base adapted as recipe.adapt says, from the cache or trained now (atomically published),
+    and its report (metrics.json's `adapt`)."""
+    texts = adaptation_texts(recipe, task, data)
+    words = task.words(data.train) if recipe.lexicon.enabled else []
+    key = _cache_key(base, recipe, texts)
+    out = cache_dir() / "adapted" / f"{Path(base.path).name}-{key[:16]}"
+    if (out / REPORT_FILE).is_file():
+        report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+        echo(f"adapt: cached {out} (held-out perplexity {report['perplexity']['before']:.2f} -> "
+             f"{report['perplexity']['after']:.2f})")
+    else:
+        r = texts.report
+        echo(f"adapt: masked-LM training of {base.describe()} on {len(texts.train)} texts ({r['task_texts']} "
+             f"task, {r['corpus_texts']} corpus), {len(texts.held_out)} held out")
+        with published_once(out) as tmp:
+            report = train_mlm(base, recipe, texts, words, tmp, echo)
+    return ResolvedBase(f"{base.requested} (adapted)", str(out), "adapted"), {**report, "dir": str(out)}
+
+
+def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"base": base.path, "revision": recipe.base.revision,
+                         "adapt": recipe.adapt.model_dump(mode="json"),
+                         "lexicon": recipe.lexicon.model_dump(mode="json")}, sort_keys=True).encode())
+    for text in (*texts.train, "\0", *texts.held_out):
+        h.update(text.encode("utf-8", "replace"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo) -> dict:
+    """MLM-train `base` on the texts; save it (and adapt.json) into `out`. The report."""
+    import math
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
+
+    from domainft.callbacks import EarlyStopping
+    from domainft.distributed import has_accelerator
+    from domainft.lexicon import inject_lexicon
+    from domainft.prepare import echo_lexicon
+
+    spec = recipe.adapt
+    set_seed(spec.seed)
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(base.path, revision=recipe.base.revision)
+    model, info = AutoModelForMaskedLM.from_pretrained(base.path, revision=recipe.base.revision,
+                                                       output_loading_info=True)
+    new_head = sorted({k.split(".")[0] for k in info["missing_keys"] if k.startswith(HEAD_PREFIXES)})
+    if new_head:
+        echo(f"adapt: {base.requested} has no masked-LM head; a standard one is initialised ({', '.join(new_head)}: "
+             "transform, LayerNorm, decoder tied to the word embeddings)")
+    injection = inject_lexicon(recipe.lexicon, words, tokenizer, model)  # its rows are learnt by the MLM stage
+    if injection is not None:
+        echo_lexicon(injection, echo)
+    train, held = (_tokenized(tokenizer, t, spec.max_length) for t in (texts.train, texts.held_out))
+    collator, masking = _collator(tokenizer, spec)
+    args = TrainingArguments(
+        output_dir=str(out / ".checkpoints"), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
+        per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
+        learning_rate=spec.lr, warmup_ratio=0.06, weight_decay=0.01, seed=spec.seed, data_seed=spec.seed,
+        eval_strategy="steps" if spec.eval_every else "epoch", save_strategy="steps" if spec.eval_every else "epoch",
+        eval_steps=spec.eval_every, save_steps=spec.eval_every, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, use_cpu=not has_accelerator(),
+        report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True)
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held, data_collator=collator,
+                      callbacks=[EarlyStopping("loss", False, spec.patience, 0.0)])
+    before = trainer.evaluate()["eval_loss"]
+    warmup = _warm_up_head(trainer, new_head, spec.head_warmup_steps) if new_head and spec.head_warmup_steps else None
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    import shutil
+
+    shutil.rmtree(out / ".checkpoints", ignore_errors=True)
+    report = {"base": base.describe(), "texts": texts.report, "settings": spec.model_dump(mode="json"),
+              "masking": masking, "new_head": new_head, "head_warmup": warmup,
+              "lexicon": injection.report() if injection else None,
+              "loss": {"before": before, "after": after},
+              "perplexity": {"before": math.exp(before), "after": math.exp(after)},
+              "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
+              "wall_time_s": round(time.perf_counter() - started, 1)}
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    echo(f"adapt: held-out perplexity {report['perplexity']['before']:.2f} -> {report['perplexity']['after']:.2f} "
+         f"in {report['wall_time_s']:.0f} s ({report['steps']} steps)")
+    return report
+
+
+def _tokenized(tokenizer, texts: list[str], max_length: int):
+    from datasets import Dataset
+
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
+    return Dataset.from_dict(dict(enc))
+
+
+def _collator(tokenizer, spec):
+    """Whole-word masking for WordPiece tokenizers (a word's later pieces start with '##'); token
+    masking otherwise (BPE bases), said in the report."""
+    from transformers import DataCollatorForLanguageModeling
+
+    wordpiece = type(tokenizer).__name__.startswith(("Bert", "DistilBert", "Electra", "MPNet"))
+    if spec.whole_word_masking and wordpiece:
+        from transformers import DataCollatorForWholeWordMask
+
+        return DataCollatorForWholeWordMask(tokenizer, mlm_probability=spec.mlm_probability), "whole words"
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=spec.mlm_probability), "tokens"
+
+
+def _warm_up_head(trainer, head: list[str], steps: int) -> dict:
+    """Train only the new head `steps` steps (the encoder frozen), then unfreeze everything; the held-out
+    loss after the warm-up."""
+    from transformers import Trainer
+
+    model = trainer.model
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        p.requires_grad = name.split(".")[0] in head
+    args = trainer.args.__class__(**{**trainer.args.to_dict(), "max_steps": steps, "eval_strategy": "no",
+                                     "save_strategy": "no", "load_best_model_at_end": False})
+    warm = Trainer(model=model, args=args, train_dataset=trainer.train_dataset, data_collator=trainer.data_collator)
+    warm.train()
+    for name, p in model.named_parameters():
+        p.requires_grad = flags[name]
+    return {"steps": steps, "loss_after": trainer.evaluate()["eval_loss"]}
