@@ -30,24 +30,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runner import DATASETS, FPB, OUT, ROOT, run_recipe  # noqa: E402
+from runner import FPB, OUT, ROOT, finance_domain_texts, run_recipe  # noqa: E402
 
 WORK = OUT / "adapt"
 RESULTS = ROOT / "bench" / "results" / "adapt_finance.json"
 
 
 def corpus_file() -> Path:
-    out = WORK / "finance_corpus.txt"
-    if out.is_file():
-        return out
-    texts = []
-    for name in sorted((DATASETS / "fiqa_2018_task1").glob("task1_*_ABSA_*.json")):
-        texts += [v["sentence"] for v in json.loads(name.read_text(encoding="utf-8")).values()]
-    semeval = DATASETS / "semeval2017_task5_headlines" / "Headline_Trainingdata.json"
-    texts += [row["title"] for row in json.loads(semeval.read_text(encoding="utf-8"))]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n", encoding="utf-8")
-    return out
+    return finance_domain_texts(WORK / "finance_corpus.txt")
 
 
 def overrides(arm: str, seed: int, extra: list[str]) -> list[str]:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runner import DATASETS, FPB, OUT, ROOT, run_recipe  # noqa: E402
+from runner import FPB, OUT, ROOT, finance_domain_texts, run_recipe  # noqa: E402
 
 WORK = OUT / "distill"
 RESULTS = ROOT / "bench" / "results" / "distill_finance.json"
@@ -36,20 +36,7 @@ METRICS = ("macro_f1", "accuracy")
 
 
 def transfer_file() -> Path:
-    """FiQA 2018 task 1 (posts and headlines, train and test files) and SemEval-2017 task 5 headlines,
-    one text a line, read from ../shared/datasets at run time."""
-    out = WORK / "finance_transfer.txt"
-    if out.is_file():
-        return out
-    texts = []
-    fiqa = DATASETS / "fiqa_2018_task1"
-    for name in sorted(fiqa.glob("task1_*_ABSA_*.json")):
-        texts += [v["sentence"] for v in json.loads(name.read_text(encoding="utf-8")).values()]
-    semeval = DATASETS / "semeval2017_task5_headlines" / "Headline_Trainingdata.json"
-    texts += [row["title"] for row in json.loads(semeval.read_text(encoding="utf-8"))]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n", encoding="utf-8")
-    return out
+    return finance_domain_texts(WORK / "finance_transfer.txt")
 
 
 def arm_overrides(arm: str, seed: int, teacher_seed: int) -> list[str]:

@@ -220,3 +220,19 @@ def write_readme_section(name: str, markdown: str, readme: Path = README) -> Pat
     block = markdown.strip("\n")
     atomic.write_text(readme, f"{head}{begin}\n{block}\n{end}{tail}")
     return readme
+
+
+def finance_domain_texts(out: Path) -> Path:
+    """Unlabelled finance text, one a line, written once to `out` from ../shared/datasets at run time:
+    FiQA 2018 task 1 posts and headlines (train and test files) and SemEval-2017 task 5 headlines (the
+    distillation transfer set and the DAPT corpus; domainft drops any that is one of a run's own texts)."""
+    if out.is_file():
+        return out
+    texts = []
+    for name in sorted((DATASETS / "fiqa_2018_task1").glob("task1_*_ABSA_*.json")):
+        texts += [v["sentence"] for v in json.loads(name.read_text(encoding="utf-8")).values()]
+    semeval = DATASETS / "semeval2017_task5_headlines" / "Headline_Trainingdata.json"
+    texts += [row["title"] for row in json.loads(semeval.read_text(encoding="utf-8"))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n", encoding="utf-8")
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from test_export import recipe_for
 from typer.testing import CliRunner
 
 from domainft import run
@@ -26,7 +27,6 @@ from domainft.serving import load as load_bundle
 from domainft.triton import MARKER, TritonSpec, export_triton
 
 from cards import run_snippet, snippets
-from conftest import ROOT, SAMPLE
 
 runner = CliRunner()
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
@@ -58,15 +58,7 @@ def read_config(path: Path):
 
 
 def recipe(tiny_base, out: Path, task: str, **sections) -> Recipe:
-    if task == "ner":
-        raw = {"task": "ner", "data": {"format": "conll", "path": str(ROOT / "data" / "medical_ner"),
-                                       "max_length": 32, "stride": 8},
-               "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 3}}
-    else:
-        raw = {"data": {"format": "phrasebank", "path": str(SAMPLE), "max_length": 64},
-               "train": {"epochs": 1, "batch_size": 16, "lr": 5e-4, "seed": 7}}
-    return Recipe.from_dict({**raw, "name": "triton_test", "base": str(tiny_base), "output": {"dir": str(out)},
-                             **sections})
+    return recipe_for(tiny_base, out, task, **sections)
 
 
 @pytest.fixture(scope="module")
