@@ -111,9 +111,17 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     spec = recipe.adapt
     set_seed(spec.seed)
     started = time.perf_counter()
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
+
     tokenizer = AutoTokenizer.from_pretrained(base.path, revision=recipe.base.revision)
-    model, info = AutoModelForMaskedLM.from_pretrained(base.path, revision=recipe.base.revision,
-                                                       output_loading_info=True)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized: cls.predictions...": said below, in our words
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(base.path, revision=recipe.base.revision,
+                                                           output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     new_head = sorted({k.split(".")[0] for k in info["missing_keys"] if k.startswith(HEAD_PREFIXES)})
     if new_head:
         echo(f"adapt: {base.requested} has no masked-LM head; a standard one is initialised ({', '.join(new_head)}: "
@@ -130,9 +138,11 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         eval_strategy="steps" if spec.eval_every else "epoch", save_strategy="steps" if spec.eval_every else "epoch",
         eval_steps=spec.eval_every, save_steps=spec.eval_every, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, use_cpu=not has_accelerator(),
-        report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True)
+        report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True,
+        remove_unused_columns=False)  # the collator reads the offsets and special-token masks, then drops them
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held, data_collator=collator,
                       callbacks=[EarlyStopping("loss", False, spec.patience, 0.0)])
+    trainer.remove_callback(PrinterCallback)  # the report says what matters
     before = trainer.evaluate()["eval_loss"]
     warmup = _warm_up_head(trainer, new_head, spec.head_warmup_steps) if new_head and spec.head_warmup_steps else None
     trainer.train()
@@ -156,23 +166,34 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
 
 
 def _tokenized(tokenizer, texts: list[str], max_length: int):
+    """Unpadded rows; the offsets tell whole-word masking where words begin (fast tokenizers)."""
     from datasets import Dataset
 
-    enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True,
+                    return_offsets_mapping=tokenizer.is_fast)
     return Dataset.from_dict(dict(enc))
 
 
 def _collator(tokenizer, spec):
-    """Whole-word masking for WordPiece tokenizers (a word's later pieces start with '##'); token
-    masking otherwise (BPE bases), said in the report."""
+    """Masks whole words where the tokenizer gives offsets (every piece of a word masked together,
+    a lexicon term as one word), single tokens otherwise; which one is in the report."""
     from transformers import DataCollatorForLanguageModeling
 
-    wordpiece = type(tokenizer).__name__.startswith(("Bert", "DistilBert", "Electra", "MPNet"))
-    if spec.whole_word_masking and wordpiece:
-        from transformers import DataCollatorForWholeWordMask
+    whole = spec.whole_word_masking and tokenizer.is_fast
+    # Whole-word masking always replaces with [MASK]; passing that explicitly also steps around a
+    # transformers 4.57 bug (its warning about it raises TypeError).
+    options = {"mask_replace_prob": 1.0, "random_replace_prob": 0.0} if whole else {}
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=spec.mlm_probability,
+                                               whole_word_mask=whole, seed=spec.seed, **options)
 
-        return DataCollatorForWholeWordMask(tokenizer, mlm_probability=spec.mlm_probability), "whole words"
-    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=spec.mlm_probability), "tokens"
+    def collate(rows: list[dict]):
+        if "offset_mapping" in rows[0]:  # the tokenizer pads the other columns, not these
+            width = max(len(r["input_ids"]) for r in rows)
+            rows = [{**r, "offset_mapping": list(r["offset_mapping"]) + [[0, 0]] * (width - len(r["offset_mapping"]))}
+                    for r in rows]
+        return collator(rows)
+
+    return collate, "whole words" if whole else "tokens"
 
 
 def _warm_up_head(trainer, head: list[str], steps: int) -> dict:
