@@ -118,3 +118,13 @@ def test_a_teacher_that_does_not_fit_is_refused_before_anything_is_written(teach
         student("regression", "full", tiny_base, tmp_path / "c", teachers["classification"])
     with pytest.raises(RecipeError, match="distill.transfer"):
         contract.recipe("classification", "full", tiny_base, tmp_path / "d", distill={"transfer": ["x.txt"]})
+
+
+def test_multilabel_transfer_texts_count_in_the_teacher_term_only(teachers, tiny_base, tmp_path):
+    transfer = tmp_path / "clauses.txt"
+    transfer.write_text("\n".join(f"Under section {i}.1 , the Licensee shall pay each invoice within {i} days ."
+                                  for i in range(20)) + "\n", encoding="utf-8")
+    result = contract.quiet_run(student("multilabel", "full", tiny_base, tmp_path / "run", teachers["multilabel"],
+                                        transfer=[str(transfer)]))
+    losses = [h["loss"] for h in result.metrics["train"]["history"] if "loss" in h]
+    assert result.metrics["distill"]["transfer"]["texts"] == 20 and all(np.isfinite(losses))
