@@ -11,6 +11,7 @@ seeds of an arm share one adapted base):
                  any that is a validation or test text of the run)
   dapt_tapt      both
   ..._lexicon    the same with lexicon.from_data (terms added before adaptation)
+  ..._warmup     the same with adapt.head_warmup_steps=200 (MiniLM's new MLM head trained alone first)
 Adaptation settings: the adapt section's defaults (3 epochs, 15% whole-word masking, lr 5e-5,
 batch 32, 5% held out, early stopping on its loss) unless --set says otherwise.
 
@@ -42,13 +43,15 @@ def corpus_file() -> Path:
 
 def overrides(arm: str, seed: int, extra: list[str]) -> list[str]:
     sets = [f"data.path={FPB}", "base=minilm", f"train.seed={seed}", *extra]
-    kind = arm.removesuffix("_lexicon")
+    kind = arm.removesuffix("_lexicon").removesuffix("_warmup")
     if kind in ("tapt", "dapt_tapt"):
         sets.append("adapt.task_texts=true")
     if kind in ("dapt", "dapt_tapt"):
         sets.append(f"adapt.corpus=[{corpus_file()}]")
     if arm.endswith("_lexicon"):
         sets.append("lexicon.from_data=true")
+    if arm.endswith("_warmup"):  # the new MLM head trained alone first
+        sets.append("adapt.head_warmup_steps=200")
     return sets
 
 
