@@ -15,6 +15,14 @@ from domainft.errors import DomainftError, RecipeError
 import contract
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """Teacher outputs are cached under $DOMAINFT_CACHE: this file's, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOMAINFT_CACHE", str(tmp_path_factory.mktemp("distill_cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def teachers(tiny_base, tmp_path_factory):
     """A finished tiny run per task, trained once for this file."""
