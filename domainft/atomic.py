@@ -26,6 +26,9 @@ def write_bytes(path: Path, data: bytes) -> None:
 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the published file is an ordinary one
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
