@@ -214,7 +214,7 @@ def _about(manifest: dict, metrics: dict, bundle: bool = False) -> list[str]:
 
 
 def _distilled(d: dict) -> str:
-    scores = ", ".join(f"{k} {v:.4f}" for k, v in (d.get("teacher_test") or {}).items() if k != "loss")
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in (d.get("teacher_test") or {}).items() if k not in ("loss", "n"))
     transfer = d.get("transfer") or {}
     extra = (f", and on {transfer['texts']} unlabelled transfer texts the teacher labelled" if transfer.get("texts")
              else "")
