@@ -210,7 +210,7 @@ def _dataset_like(train, columns: dict):
     missing = [c for c in train.column_names if c not in columns]
     if missing:
         raise DomainftError(f"distill.transfer: cannot build rows for the training set's columns {missing}")
-    return Dataset.from_dict({c: columns[c] for c in train.column_names}).cast(train.features)
+    return Dataset.from_dict({c: columns[c] for c in train.column_names}, features=train.features)
 
 
 # --- collation and the loss ------------------------------------------------------------------------
