@@ -106,7 +106,6 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     from domainft.callbacks import EarlyStopping
     from domainft.distributed import has_accelerator
     from domainft.lexicon import inject_lexicon
-    from domainft.prepare import echo_lexicon
 
     spec = recipe.adapt
     set_seed(spec.seed)
@@ -128,7 +127,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
              "transform, LayerNorm, decoder tied to the word embeddings)")
     injection = inject_lexicon(recipe.lexicon, words, tokenizer, model)  # its rows are learnt by the MLM stage
     if injection is not None:
-        echo_lexicon(injection, echo)
+        echo(f"adapt: lexicon: {injection.report()['terms_added']} terms added as tokens, their rows learnt here")
     train, held = (_tokenized(tokenizer, t, spec.max_length) for t in (texts.train, texts.held_out))
     collator, masking = _collator(tokenizer, spec)
     args = TrainingArguments(
