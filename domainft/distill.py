@@ -47,10 +47,10 @@ def teacher_fingerprint(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def cached_targets(teacher, items: list, compute, kind: str) -> tuple[list[np.ndarray], bool]:
+def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[list[np.ndarray], bool]:
     """compute(items) -> one array per item, cached under $DOMAINFT_CACHE/teacher_targets by the
     teacher and the items. (arrays, whether they came from the cache)."""
-    key = hashlib.sha256(teacher_fingerprint(teacher.model_dir).encode())
+    key = hashlib.sha256(teacher_fingerprint(model_dir).encode())
     key.update(kind.encode())
     key.update(json.dumps(items, ensure_ascii=False).encode())
     path = cache_dir() / "teacher_targets" / f"{key.hexdigest()[:32]}.npz"
@@ -76,8 +76,6 @@ def load_teacher(recipe, student_labels: list[str]):
     from domainft.model import load
 
     teacher = load(recipe.distill.teacher)
-    teacher.model_dir = Path(recipe.distill.teacher) / "model" \
-        if (Path(recipe.distill.teacher) / "model").is_dir() else Path(recipe.distill.teacher)
     if teacher.task.name != recipe.task:
         raise DomainftError(f"distill.teacher: {recipe.distill.teacher} is a {teacher.task.name} run; the student's "
                             f"task is {recipe.task}: train the teacher on the same task")
@@ -85,6 +83,12 @@ def load_teacher(recipe, student_labels: list[str]):
         raise DomainftError(f"distill.teacher: {recipe.distill.teacher} predicts {teacher.labels}, the student's "
                             f"data has {student_labels}; teacher and student must share the labels")
     return teacher
+
+
+def teacher_model_dir(recipe) -> Path:
+    from domainft.rundir import run_dir_of
+
+    return run_dir_of(recipe.distill.teacher).model_dir
 
 
 def label_order(teacher, student_labels: list[str]) -> list[int]:
@@ -150,7 +154,8 @@ def _text_targets(teacher, order, prepared, transfer: list[str]):
     def compute(batch_items):
         return [teacher.logits(batch_items[i:i + 32]) for i in range(0, len(batch_items), 32)]
 
-    chunks, cached = cached_targets(teacher, items, lambda xs: [np.concatenate(compute(xs))] if xs else [], "text")
+    chunks, cached = cached_targets(teacher_model_dir(recipe), items,
+                                    lambda xs: [np.concatenate(compute(xs))] if xs else [], "text")
     logits = chunks[0][:, order] if chunks else np.zeros((0, len(order)), np.float32)
     train = prepared.encoded["train"]
     rows_of = train["example"] if "example" in train.column_names else list(range(len(train)))
@@ -176,7 +181,7 @@ def _ner_targets(teacher, order, prepared, transfer: list[str]):
 
     recipe, data, tokenizer = prepared.recipe, prepared.data, prepared.tokenizer
     word_lists = [list(s.words) for s in data.train] + [words_with_offsets(t)[0] for t in transfer]
-    probs, cached = cached_targets(teacher, word_lists,
+    probs, cached = cached_targets(teacher_model_dir(recipe), word_lists,
                                    lambda lists: teacher.task.word_probabilities(teacher, lists), "ner")
     # log-probabilities: softmax(log p / T) is the teacher's distribution at temperature T
     logp = [np.log(np.clip(p[:, order], 1e-12, None)).astype(np.float32) for p in probs]
