@@ -4,7 +4,8 @@ PhraseBank 50Agree (the finance recipe, its split).
 
 Arms (test macro-F1 / accuracy, seeds are train.seed; the adaptation has its own seed, so the three
 seeds of an arm share one adapted base):
-  finetune       the recipe as it is
+  finetune       the recipe as it is: the very run bench/distill.py's student arm makes (same settings,
+                 same directory, bench/out/distill/finance_student_s<seed>), so one run serves both tables
   tapt           adapt.task_texts (the run's training texts only)
   dapt           adapt.corpus: FiQA 2018 task 1 posts and headlines, SemEval-2017 task 5 headlines
                  (../shared/datasets, written once to bench/out/adapt/finance_corpus.txt; domainft drops
@@ -41,7 +42,17 @@ def corpus_file() -> Path:
     return finance_domain_texts(WORK / "finance_corpus.txt")
 
 
+def run_dir(arm: str, seed: int, extra: list[str]) -> Path:
+    if arm == "finetune" and not extra:
+        return OUT / "distill" / f"finance_student_s{seed}"
+    return WORK / f"finance_{arm}_s{seed}"
+
+
 def overrides(arm: str, seed: int, extra: list[str]) -> list[str]:
+    if arm == "finetune" and not extra:  # bench/distill.py's student arm, to the letter
+        from distill import arm_overrides
+
+        return arm_overrides("student", seed, teacher_seed=seed)
     sets = [f"data.path={FPB}", "base=minilm", f"train.seed={seed}", *extra]
     kind = arm.removesuffix("_lexicon").removesuffix("_warmup")
     if kind in ("tapt", "dapt_tapt"):
@@ -86,7 +97,7 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             metrics = run_recipe("finance_sentiment", overrides(arm, seed, args.extra),
-                                 WORK / f"finance_{arm}_s{seed}", resume=args.resume)
+                                 run_dir(arm, seed, args.extra), resume=args.resume)
             row = {"macro_f1": metrics["test"]["macro_f1"], "accuracy": metrics["test"]["accuracy"],
                    "train_wall_s": metrics["train"]["wall_time_s"]}
             if "adapt" in metrics:

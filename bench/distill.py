@@ -12,13 +12,20 @@ Then the teacher's and the students' bundles (int8 where the export gate kept it
 latency and batch-32 throughput on 400 FPB sentences, in the same process.
 
     python bench/distill.py [--seeds 13 14 15] [--teacher-seeds 13] [--arms teacher student distilled transfer]
-        [--resume]
+        [--alpha A] [--temperature T] [--resume]
+
+--alpha / --temperature set distill.alpha / distill.temperature for the distilled and transfer arms; a
+setting other than the defaults is its own arm (e.g. transfer_a0.8_t4), so a sweep resumes and its
+validation scores sit beside the defaults' (choose on validation; the test column is reported).
+Several copies may run at once (each on its own arms or seeds): a row is merged into the file as it
+is written, not the whole file.
 
 Results: bench/results/distill_finance.json (rewritten after every run); a Markdown table on stdout.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import statistics
 import sys
@@ -26,6 +33,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from domainft.atomic import write_text  # noqa: E402
+
 from runner import FPB, OUT, ROOT, finance_domain_texts, run_recipe  # noqa: E402
 
 WORK = OUT / "distill"
@@ -39,16 +48,42 @@ def transfer_file() -> Path:
     return finance_domain_texts(WORK / "finance_transfer.txt")
 
 
-def arm_overrides(arm: str, seed: int, teacher_seed: int) -> list[str]:
+DEFAULT_ALPHA, DEFAULT_TEMPERATURE = 0.5, 2.0
+
+
+def arm_name(arm: str, alpha: float, temperature: float) -> str:
+    """The arm's name in the results and its run directory: a distillation setting other than the
+    defaults is named in it."""
+    if arm in ("teacher", "student") or (alpha, temperature) == (DEFAULT_ALPHA, DEFAULT_TEMPERATURE):
+        return arm
+    return f"{arm}_a{alpha:g}_t{temperature:g}"
+
+
+def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT_ALPHA,
+                  temperature: float = DEFAULT_TEMPERATURE) -> list[str]:
     sets = [*COMMON, f"train.seed={seed}"]
     if arm == "teacher":
         return [*sets, *TEACHER]
     if arm == "student":
         return [*sets, "base=minilm"]
-    sets += ["base=minilm", f"distill.teacher={run_dir('teacher', teacher_seed)}"]
+    sets += ["base=minilm", f"distill.teacher={run_dir('teacher', teacher_seed)}",
+             f"distill.alpha={alpha}", f"distill.temperature={temperature}"]
     if arm == "transfer":
         sets.append(f"distill.transfer=[{transfer_file()}]")
     return sets
+
+
+def save_row(arm: str, seed: int, row: dict, header: dict) -> dict:
+    """Merge one run's row into the results file (re-read first: another copy of this script may have
+    written rows since this one started) and write it atomically; the merged results."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "distill_results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        results.update(header)
+        results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
+        write_text(RESULTS, json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def run_dir(arm: str, seed: int) -> Path:
@@ -78,14 +113,17 @@ def sd(values: list[float]) -> str:
 
 
 def summary(results: dict) -> list[str]:
-    lines = ["| arm | seeds | test macro-F1 | test accuracy | train wall s (mean) |", "|---|---|---|---|---|"]
+    lines = ["| arm | seeds | validation macro-F1 | test macro-F1 | test accuracy | train wall s (mean) |",
+             "|---|---|---|---|---|---|"]
     for arm, runs in results["runs"].items():
         if not runs:
             continue
         f1 = [100 * r["macro_f1"] for r in runs.values()]
         acc = [100 * r["accuracy"] for r in runs.values()]
+        val = [100 * r["validation_macro_f1"] for r in runs.values() if "validation_macro_f1" in r]
         wall = statistics.mean(r["wall_s"] for r in runs.values())
-        lines.append(f"| {arm} | {', '.join(runs)} | {statistics.mean(f1):.1f}{sd(f1)} | "
+        val_text = f"{statistics.mean(val):.1f}{sd(val)}" if val else "-"
+        lines.append(f"| {arm} | {', '.join(runs)} | {val_text} | {statistics.mean(f1):.1f}{sd(f1)} | "
                      f"{statistics.mean(acc):.1f}{sd(acc)} | {wall:.0f} |")
     return lines
 
@@ -96,29 +134,33 @@ def main() -> None:
     parser.add_argument("--teacher-seeds", type=int, nargs="+", default=[13])
     parser.add_argument("--teacher-seed", type=int, default=13, help="the teacher run the students distil from")
     parser.add_argument("--arms", nargs="+", default=["teacher", "student", "distilled", "transfer"])
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--resume", action="store_true", help="read finished runs instead of training them again")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
-    results = json.loads(RESULTS.read_text()) if args.resume and RESULTS.is_file() else {}
-    results.setdefault("runs", {})
-    results.update({"dataset": "Financial PhraseBank 50Agree", "teacher_seed": args.teacher_seed,
-                    "teacher": " ".join(TEACHER)})
+    if not args.resume and RESULTS.is_file():
+        RESULTS.unlink()  # a fresh measurement: no rows of an earlier one
+    header = {"dataset": "Financial PhraseBank 50Agree", "teacher_seed": args.teacher_seed,
+              "teacher": " ".join(TEACHER)}
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
     for arm in args.arms:
         seeds = args.teacher_seeds if arm == "teacher" else args.seeds
+        name = arm_name(arm, args.alpha, args.temperature)
         for seed in seeds:
             started = time.perf_counter()
-            metrics = run_recipe("finance_sentiment", arm_overrides(arm, seed, args.teacher_seed), run_dir(arm, seed),
-                                 resume=args.resume)
-            test = metrics["test"]
-            row = {m: test[m] for m in METRICS}
+            metrics = run_recipe("finance_sentiment",
+                                 arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature),
+                                 run_dir(name, seed), resume=args.resume)
+            row = {m: metrics["test"][m] for m in METRICS}
+            row["validation_macro_f1"] = metrics["validation"]["macro_f1"]
             row["wall_s"] = metrics["train"]["wall_time_s"]
             if "distill" in metrics:
                 row["distill"] = {k: metrics["distill"][k] for k in ("alpha", "temperature", "transfer", "train_rows")}
-            results["runs"].setdefault(arm, {})[str(seed)] = row
-            print(f"{arm} seed {seed}: macro-F1 {100 * row['macro_f1']:.1f}, accuracy {100 * row['accuracy']:.1f} "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            results = save_row(name, seed, row, header)
+            print(f"{name} seed {seed}: macro-F1 {100 * row['macro_f1']:.1f}, accuracy {100 * row['accuracy']:.1f} "
+                  f"(validation {100 * row['validation_macro_f1']:.1f}; {time.perf_counter() - started:.0f} s)",
+                  flush=True)
     if not args.no_speed:
         texts = [line.rsplit("@", 1)[0] for line in FPB.read_text(encoding="latin-1").splitlines()][-400:]
         speeds = {}
@@ -126,8 +168,9 @@ def main() -> None:
             bundle = run_dir(arm, args.teacher_seed if arm == "teacher" else args.seeds[0]) / "onnx"
             if (bundle / "domainft.json").is_file():
                 speeds[arm] = serve_speed(bundle, texts)
+        results = json.loads(RESULTS.read_text())
         results["serving"] = speeds
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_text(RESULTS, json.dumps(results, indent=2) + "\n")
     print("\n".join(summary(results)))
     for arm, s in results.get("serving", {}).items():
         print(f"serving {arm}: {s}")
