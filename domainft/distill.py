@@ -1,4 +1,4 @@
-"""Task distillation: a finished, larger run (the teacher) labels the training texts, and any
+"""Task distillation: a finished, larger run (the teacher; teacher.py) labels the training texts, and any
 unlabelled in-domain texts (the transfer set), with soft targets; the recipe's own base (the
 student) learns from a mix of the gold-label loss and a temperature-scaled divergence to them
 (Hinton et al. 2015; DistilBERT, TinyBERT and MiniLM distil so).
@@ -71,24 +71,24 @@ def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[li
     return [a.reshape(-1, a.shape[-1]) for a in arrays], False
 
 
-def load_teacher(recipe, student_labels: list[str]):
+def load_teacher(teacher_dir: Path, task: str, student_labels: list[str]):
     """The teacher run's model, checked against the student: same task, same labels."""
     from domainft.model import load
 
-    teacher = load(recipe.distill.teacher)
-    if teacher.task.name != recipe.task:
-        raise DomainftError(f"distill.teacher: {recipe.distill.teacher} is a {teacher.task.name} run; the student's "
-                            f"task is {recipe.task}: train the teacher on the same task")
+    teacher = load(teacher_dir)
+    if teacher.task.name != task:
+        raise DomainftError(f"distill.teacher: {teacher_dir} is a {teacher.task.name} run; the student's "
+                            f"task is {task}: train the teacher on the same task")
     if sorted(teacher.labels) != sorted(student_labels):
-        raise DomainftError(f"distill.teacher: {recipe.distill.teacher} predicts {teacher.labels}, the student's "
+        raise DomainftError(f"distill.teacher: {teacher_dir} predicts {teacher.labels}, the student's "
                             f"data has {student_labels}; teacher and student must share the labels")
     return teacher
 
 
-def teacher_model_dir(recipe) -> Path:
+def teacher_model_dir(teacher_dir: Path) -> Path:
     from domainft.rundir import run_dir_of
 
-    return run_dir_of(recipe.distill.teacher).model_dir
+    return run_dir_of(teacher_dir).model_dir
 
 
 def label_order(teacher, student_labels: list[str]) -> list[int]:
@@ -98,13 +98,13 @@ def label_order(teacher, student_labels: list[str]) -> list[int]:
 
 # --- the student's training set with targets ------------------------------------------------------
 
-def with_teacher(prepared, echo=print):
-    """prepared.encoded['train'] with a TEACHER_COLUMN (and the transfer texts as extra rows whose
-    labels count for nothing), and metrics.json's `distill` section."""
+def with_teacher(prepared, teacher_dir: Path, echo=print):
+    """prepared.encoded['train'] with a TEACHER_COLUMN from the finished run in teacher_dir (and the
+    transfer texts as extra rows whose labels count for nothing), and metrics.json's `distill` section."""
     started = time.perf_counter()
     recipe, task, data = prepared.recipe, prepared.task, prepared.data
     spec = recipe.distill
-    teacher = load_teacher(recipe, data.labels)
+    teacher = load_teacher(teacher_dir, recipe.task, data.labels)
     order = label_order(teacher, data.labels)
     train = prepared.encoded["train"]
     known = [_text_of(x) for split in (data.train, data.validation, data.test) for x in split]
@@ -113,14 +113,15 @@ def with_teacher(prepared, echo=print):
     if transfer and task.name != "ner" and getattr(recipe.data, "has_pairs", False):
         raise DomainftError("distill.transfer: this model reads text pairs; transfer files hold single texts. "
                             "Remove distill.transfer")
-    echo(f"distill: teacher {recipe.distill.teacher} ({teacher.manifest['base']['requested']}); "
+    echo(f"distill: teacher {teacher_dir} ({teacher.manifest['base']['requested']}); "
          f"{len(data.train)} training texts" + (f" + {len(transfer)} transfer texts" if spec.transfer else ""))
     if task.name == "ner":
-        train, cached = _ner_targets(teacher, order, prepared, transfer)
+        train, cached = _ner_targets(teacher, teacher_dir, order, prepared, transfer)
     else:
-        train, cached = _text_targets(teacher, order, prepared, transfer)
-    report = {"teacher": str(recipe.distill.teacher), "teacher_base": teacher.manifest["base"].get("requested"),
-              "teacher_test": _teacher_scores(recipe.distill.teacher),
+        train, cached = _text_targets(teacher, teacher_dir, order, prepared, transfer)
+    report = {"teacher": str(teacher_dir), "teacher_base": teacher.manifest["base"].get("requested"),
+              "teacher_trained_here": spec.teacher is None,  # distill.teacher_base: trained (or cached) first
+              "teacher_test": _teacher_scores(teacher_dir),
               "alpha": spec.alpha, "temperature": spec.temperature,
               "transfer": {"files": [str(p) for p in spec.transfer], "texts": len(transfer),
                            "dropped_known_or_repeated": dropped},
@@ -141,7 +142,7 @@ def _teacher_scores(teacher_dir) -> dict:
     return {k: v for k, v in test.items() if isinstance(v, (int, float))}
 
 
-def _text_targets(teacher, order, prepared, transfer: list[str]):
+def _text_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str]):
     from datasets import concatenate_datasets
 
     from domainft.data.readers import Example
@@ -154,7 +155,7 @@ def _text_targets(teacher, order, prepared, transfer: list[str]):
     def compute(batch_items):
         return [teacher.logits(batch_items[i:i + 32]) for i in range(0, len(batch_items), 32)]
 
-    chunks, cached = cached_targets(teacher_model_dir(recipe), items,
+    chunks, cached = cached_targets(teacher_model_dir(teacher_dir), items,
                                     lambda xs: [np.concatenate(compute(xs))] if xs else [], "text")
     logits = chunks[0][:, order] if chunks else np.zeros((0, len(order)), np.float32)
     train = prepared.encoded["train"]
@@ -173,7 +174,7 @@ def _text_targets(teacher, order, prepared, transfer: list[str]):
     return concatenate_datasets([train, _dataset_like(train, columns)]), cached
 
 
-def _ner_targets(teacher, order, prepared, transfer: list[str]):
+def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str]):
     from datasets import concatenate_datasets
 
     from domainft.tasks.ner import encode_words
@@ -181,7 +182,7 @@ def _ner_targets(teacher, order, prepared, transfer: list[str]):
 
     recipe, data, tokenizer = prepared.recipe, prepared.data, prepared.tokenizer
     word_lists = [list(s.words) for s in data.train] + [words_with_offsets(t)[0] for t in transfer]
-    probs, cached = cached_targets(teacher_model_dir(recipe), word_lists,
+    probs, cached = cached_targets(teacher_model_dir(teacher_dir), word_lists,
                                    lambda lists: teacher.task.word_probabilities(teacher, lists), "ner")
     # log-probabilities: softmax(log p / T) is the teacher's distribution at temperature T
     logp = [np.log(np.clip(p[:, order], 1e-12, None)).astype(np.float32) for p in probs]

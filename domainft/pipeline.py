@@ -62,11 +62,16 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         return _finish_export(recipe, plan.work, echo) if main else RunResult(
             plan.final.path, plan.final.model_dir, {}, recipe, None)
     check_training_setup(recipe)
+    teacher = None
+    if recipe.distill.enabled:  # named, or trained first (distill.teacher_base) before the student loads
+        from domainft.teacher import teacher_run_dir
+
+        teacher = teacher_run_dir(recipe, progress, echo)
     prepared = prepare(recipe, echo)
-    if recipe.distill.enabled:  # the teacher's soft targets join the training set (before anything is written)
+    if teacher is not None:  # the teacher's soft targets join the training set (before anything is written)
         from domainft.distill import with_teacher
 
-        prepared.encoded["train"], prepared.distill = with_teacher(prepared, echo)
+        prepared.encoded["train"], prepared.distill = with_teacher(prepared, teacher, echo)
     # The main rank decides (a CPU measurement, once); every rank trains in its precision.
     precision = distributed.gather(choose_precision(recipe.train.precision, prepared.model if main else None,
                                                     lambda: _sample_batch(prepared)))[0]

@@ -267,7 +267,15 @@ class DistillSpec(Section):
     (the student) learns from them and from the gold labels (distill.py)."""
 
     teacher: Path | None = Field(None, description="a finished run directory (its model/) whose logits "
-                                 "the student learns from; the section applies when it is set")
+                                 "the student learns from; the section applies when it (or teacher_base) "
+                                 "is set")
+    teacher_base: str | None = Field(None, description="instead of teacher: train the teacher first, this "
+                                     "recipe with this base (an alias, Hub id or folder), full fine-tuning "
+                                     "and teacher_set; cached by recipe and data, so reruns and students "
+                                     "of any method share it")
+    teacher_set: list[str] = Field(default_factory=list, description="FIELD=VALUE overrides for the "
+                                   "teacher_base run (e.g. [train.lr=3e-5, train.epochs=4]); "
+                                   "train.seed=N gives every student seed one teacher")
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the teacher term; the gold-label loss "
                          "has 1 - alpha")
     temperature: float = Field(2.0, gt=0, description="softens both distributions; the teacher term is "
@@ -279,7 +287,7 @@ class DistillSpec(Section):
 
     @property
     def enabled(self) -> bool:
-        return self.teacher is not None
+        return self.teacher is not None or self.teacher_base is not None
 
 
 class OutputSpec(Section):
@@ -417,20 +425,43 @@ class Recipe(Section):
 
     def _distill_fits_task(self, task) -> None:
         d = self.distill
+        if d.teacher_set and d.teacher_base is None:
+            raise field_error("distill.teacher_set", "overrides the teacher that teacher_base trains: set "
+                                                     "distill.teacher_base, or remove teacher_set")
         if not d.enabled:
             if d.transfer:
-                raise field_error("distill.transfer", "transfer texts are labelled by a teacher: set "
-                                                      "distill.teacher to a finished run directory")
+                raise field_error("distill.transfer", "transfer texts are labelled by a teacher: set distill.teacher "
+                                                      "to a finished run directory (or distill.teacher_base)")
             return
         if task.name not in DISTILL_TASKS:
             raise field_error("distill.teacher", f"distillation applies to task: {', '.join(DISTILL_TASKS)}, "
                                                  f"not {task.name}; remove the distill section")
-        if not (Path(d.teacher) / "model").is_dir() and not (Path(d.teacher) / "domainft.json").is_file():
+        if d.teacher_base is not None:
+            if d.teacher is not None:
+                raise field_error("distill.teacher_base", "give the teacher as a finished run (teacher) or as a "
+                                                          "base to train first (teacher_base), not both")
+            self._teacher_recipe_is_valid()
+        elif not (Path(d.teacher) / "model").is_dir() and not (Path(d.teacher) / "domainft.json").is_file():
             raise field_error("distill.teacher", f"{d.teacher} is not a finished run directory (no model/ in "
                                                  "it); train the teacher first with `domainft run TEACHER_RECIPE`")
         for path in d.transfer:
             if not Path(path).is_file():
                 raise field_error("distill.transfer", f"{path} does not exist (give text files, one text a line)")
+
+    def _teacher_recipe_is_valid(self) -> None:
+        from domainft.teacher import teacher_recipe
+
+        for item in self.distill.teacher_set:
+            key = item.split("=", 1)[0].strip()
+            if "=" not in item or key.split(".")[0] in ("distill", "output", "export", "base"):
+                raise field_error("distill.teacher_set", f"{item!r}: give FIELD=VALUE for the teacher's training "
+                                  "(base is distill.teacher_base; distill, output and export are not the "
+                                  "teacher's to set)")
+        try:
+            teacher_recipe(self)
+        except RecipeError as e:
+            raise field_error("distill.teacher_set",
+                              "the teacher's recipe is not valid: " + "; ".join(e.problems)) from None
 
     def _run_dir_can_be_a_folder(self) -> None:
         """The run directory, or a folder above it, must not be an existing file (checked here, so that

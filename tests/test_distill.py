@@ -136,3 +136,49 @@ def test_multilabel_transfer_texts_count_in_the_teacher_term_only(teachers, tiny
                                         transfer=[str(transfer)]))
     losses = [h["loss"] for h in result.metrics["train"]["history"] if "loss" in h]
     assert result.metrics["distill"]["transfer"]["texts"] == 20 and all(np.isfinite(losses))
+
+
+def test_a_teacher_base_is_trained_first_then_shared_and_an_interrupted_one_resumes(tiny_base, tmp_path,
+                                                                                 monkeypatch):
+    from test_pipeline import Interrupt, StopAfterFirstSave
+
+    from domainft import run
+    from domainft.teacher import teacher_recipe
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    distill = {"teacher_base": str(tiny_base), "teacher_set": ["train.epochs=2", "train.seed=3"]}
+    first_recipe = contract.recipe("classification", "full", tiny_base, tmp_path / "a", distill=distill,
+                                   export={"enabled": True})
+    teacher = teacher_recipe(first_recipe)
+    assert teacher.train.seed == 3 and not teacher.distill.enabled and not teacher.export.enabled
+    assert teacher.tuning.method == "full"
+    with pytest.raises(Interrupt):  # a teacher whose training was stopped after its first checkpoint
+        run(teacher, progress=False, echo=lambda *a: None, callbacks=[StopAfterFirstSave()])
+    said = []
+    first = run(first_recipe, progress=False, echo=lambda *a: said.append(" ".join(map(str, a))))
+    assert any("training the teacher first" in line and "(resuming it)" in line for line in said)
+    d = first.metrics["distill"]
+    assert d["teacher"] == str(teacher.run_dir) and d["teacher_trained_here"] is True
+    assert (teacher.run_dir / "metrics.json").is_file() and teacher.run_dir.parent == tmp_path / "cache" / "teachers"
+    assert "Distilled from" in (first.bundle_dir / "README.md").read_text(encoding="utf-8")
+    finished = (teacher.run_dir / "metrics.json").stat().st_mtime_ns
+    second = contract.quiet_run(contract.recipe("classification", "lora", tiny_base, tmp_path / "b", distill=distill))
+    assert second.metrics["distill"]["teacher"] == str(teacher.run_dir)  # the same teacher, not trained again
+    assert second.metrics["distill"]["teacher_outputs_cached"] is True
+    assert (teacher.run_dir / "metrics.json").stat().st_mtime_ns == finished
+    other = teacher_recipe(contract.recipe("classification", "full", tiny_base, tmp_path / "c",
+                                           distill={**distill, "teacher_set": ["train.epochs=3"]}))
+    assert other.run_dir != teacher.run_dir  # another teacher recipe, another teacher
+
+
+def test_a_teacher_base_recipe_that_is_wrong_is_refused_with_its_field(tiny_base, tmp_path):
+    def refused(distill, match):
+        with pytest.raises(RecipeError, match=match):
+            contract.recipe("classification", "full", tiny_base, tmp_path / "x", distill=distill)
+
+    refused({"teacher_set": ["train.lr=3e-5"]}, "distill.teacher_set: overrides the teacher")
+    refused({"teacher_base": "mpnet", "teacher": str(tmp_path)}, "distill.teacher_base: .* not both")
+    refused({"teacher_base": "mpnet", "teacher_set": ["output.dir=elsewhere"]}, "not the teacher's to set")
+    refused({"teacher_base": "mpnet", "teacher_set": ["train.lrr=1"]}, "train.lrr: unknown field")
+    refused({"teacher_base": "mpnet", "teacher_set": ["train.lr"]}, "give FIELD=VALUE")
+    assert not (tmp_path / "x").exists()
