@@ -1,18 +1,22 @@
 """Benchmark: does distilling a large teacher into the packaged MiniLM carry the teacher's quality into
-a model that serves at MiniLM's speed? Finance sentiment on Financial PhraseBank 50Agree.
+a model that serves at MiniLM's speed? Finance sentiment on Financial PhraseBank 50Agree (--task
+finance, the default) and disease NER on NCBI-disease (--task ncbi).
 
-Arms (the finance recipe on FPB 50Agree, its split; test macro-F1 and accuracy; seeds are train.seed):
-  teacher      base mpnet (all-mpnet-base-v2, 110M; scripts/setup.sh --teacher), lr 3e-5, 4 epochs
+Arms (the task's recipe on its real data and split; seeds are train.seed):
+  teacher      base mpnet (all-mpnet-base-v2, 110M; scripts/setup.sh --teacher); finance: lr 3e-5,
+               4 epochs; ncbi: lr 5e-5, the recipe's 4 epochs
   student      the recipe as it is (MiniLM, 22M)
   distilled    the recipe + distill.teacher (the teacher run of --teacher-seed), alpha / temperature defaults
-  transfer     distilled + distill.transfer: FiQA 2018 task 1 posts and headlines and SemEval-2017 task 5
-               headlines (../shared/datasets, written once to bench/out/distill/finance_transfer.txt;
-               a text that is one of the run's own texts is dropped by domainft itself)
+  transfer     distilled + distill.transfer, unlabelled domain text from ../shared/datasets written once
+               to bench/out/distill/<task>_transfer.txt: finance, FiQA 2018 task 1 posts and headlines and
+               SemEval-2017 task 5 headlines; ncbi, the first 5,000 sentences of Medical Abstracts and
+               MedQuAD (runner.medical_domain_texts); a text that is one of the run's own texts (after
+               normalization) is dropped by domainft itself
 Then the teacher's and the students' bundles (int8 where the export gate kept it, else fp32): batch-1
-latency and batch-32 throughput on 400 FPB sentences, in the same process.
+latency and batch-32 throughput on 400 test sentences, in the same process.
 
-    python bench/distill.py [--seeds 13 14 15] [--teacher-seeds 13] [--arms teacher student distilled transfer]
-        [--alpha A] [--temperature T] [--resume]
+    python bench/distill.py [--task finance|ncbi] [--seeds 13 14 15] [--teacher-seeds 13]
+        [--arms teacher student distilled transfer] [--alpha A] [--temperature T] [--resume]
 
 --alpha / --temperature set distill.alpha / distill.temperature for the distilled and transfer arms; a
 setting other than the defaults is its own arm (e.g. transfer_a0.8_t4), so a sweep resumes and its
@@ -20,7 +24,7 @@ validation scores sit beside the defaults' (choose on validation; the test colum
 Several copies may run at once (each on its own arms or seeds): a row is merged into the file as it
 is written, not the whole file.
 
-Results: bench/results/distill_finance.json (rewritten after every run); a Markdown table on stdout.
+Results: bench/results/distill_<task>.json (a row merged after every run); a Markdown table on stdout.
 """
 from __future__ import annotations
 
@@ -30,25 +34,68 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from domainft.atomic import write_text  # noqa: E402
 
-from runner import FPB, OUT, ROOT, finance_domain_texts, run_recipe  # noqa: E402
+from runner import DATASETS, FPB, OUT, ROOT, finance_domain_texts, medical_domain_texts, run_recipe  # noqa: E402
 
 WORK = OUT / "distill"
-RESULTS = ROOT / "bench" / "results" / "distill_finance.json"
-TEACHER = ["base=mpnet", "train.lr=3e-5", "train.epochs=4"]
-COMMON = [f"data.path={FPB}", "export.enabled=true"]
-METRICS = ("macro_f1", "accuracy")
-
-
-def transfer_file() -> Path:
-    return finance_domain_texts(WORK / "finance_transfer.txt")
-
-
 DEFAULT_ALPHA, DEFAULT_TEMPERATURE = 0.5, 2.0
+NCBI = DATASETS / "ncbi_disease"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    recipe: str
+    dataset: str
+    data: tuple[str, ...]  # the recipe's data overrides
+    teacher: tuple[str, ...]  # the teacher's overrides (base, lr, epochs)
+    metrics: tuple[str, str]  # test metrics reported, the first the main one
+    transfer: object  # (out path) -> the transfer texts file, written once
+    transfer_limit: int | None  # at most this many transfer texts (the first)
+    speed_texts: object  # () -> texts the bundles are timed on
+
+    @property
+    def results(self) -> Path:
+        return ROOT / "bench" / "results" / f"distill_{self.name}.json"
+
+    @property
+    def name(self) -> str:
+        return next(k for k, v in EXPERIMENTS.items() if v is self)
+
+
+def _fpb_texts() -> list[str]:
+    return [line.rsplit("@", 1)[0] for line in FPB.read_text(encoding="latin-1").splitlines()][-400:]
+
+
+def _ncbi_texts() -> list[str]:
+    sentences, words = [], []
+    for line in (NCBI / "test.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            words.append(line.split("\t")[0])
+        elif words:
+            sentences.append(" ".join(words))
+            words = []
+    return sentences[:400]
+
+
+EXPERIMENTS = {
+    # mpnet's lr / epochs for FPB as measured for the base; for NCBI the recipe's 4 epochs and batch 8
+    # with BERT-base's usual NER rate (not tuned here: a teacher costs ~40 min a seed on 2 cores).
+    "finance": Experiment("finance_sentiment", "Financial PhraseBank 50Agree", (f"data.path={FPB}",),
+                          ("base=mpnet", "train.lr=3e-5", "train.epochs=4"), ("macro_f1", "accuracy"),
+                          finance_domain_texts, None, _fpb_texts),
+    "ncbi": Experiment("medical_ner", "NCBI-disease", (f"data.path={NCBI}",),
+                       ("base=mpnet", "train.lr=5e-5"), ("f1", "precision"),
+                       medical_domain_texts, 5000, _ncbi_texts),
+}
+
+
+def transfer_file(exp: Experiment) -> Path:
+    return exp.transfer(WORK / f"{exp.name}_transfer.txt")
 
 
 def arm_name(arm: str, alpha: float, temperature: float) -> str:
@@ -60,34 +107,37 @@ def arm_name(arm: str, alpha: float, temperature: float) -> str:
 
 
 def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT_ALPHA,
-                  temperature: float = DEFAULT_TEMPERATURE) -> list[str]:
-    sets = [*COMMON, f"train.seed={seed}"]
+                  temperature: float = DEFAULT_TEMPERATURE, exp: Experiment | None = None) -> list[str]:
+    exp = exp or EXPERIMENTS["finance"]
+    sets = [*exp.data, "export.enabled=true", f"train.seed={seed}"]
     if arm == "teacher":
-        return [*sets, *TEACHER]
+        return [*sets, *exp.teacher]
     if arm == "student":
         return [*sets, "base=minilm"]
-    sets += ["base=minilm", f"distill.teacher={run_dir('teacher', teacher_seed)}",
+    sets += ["base=minilm", f"distill.teacher={run_dir(exp, 'teacher', teacher_seed)}",
              f"distill.alpha={alpha}", f"distill.temperature={temperature}"]
     if arm == "transfer":
-        sets.append(f"distill.transfer=[{transfer_file()}]")
+        sets.append(f"distill.transfer=[{transfer_file(exp)}]")
+        if exp.transfer_limit:
+            sets.append(f"distill.transfer_limit={exp.transfer_limit}")
     return sets
 
 
-def save_row(arm: str, seed: int, row: dict, header: dict) -> dict:
+def save_row(exp: Experiment, arm: str, seed: int, row: dict, header: dict) -> dict:
     """Merge one run's row into the results file (re-read first: another copy of this script may have
     written rows since this one started) and write it atomically; the merged results."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT / "distill_results.lock", "w") as lock:
+    exp.results.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"distill_{exp.name}_results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        results = json.loads(exp.results.read_text()) if exp.results.is_file() else {}
         results.update(header)
         results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
-        write_text(RESULTS, json.dumps(results, indent=2) + "\n")
+        write_text(exp.results, json.dumps(results, indent=2) + "\n")
     return results
 
 
-def run_dir(arm: str, seed: int) -> Path:
-    return WORK / f"finance_{arm}_s{seed}"
+def run_dir(exp: Experiment, arm: str, seed: int) -> Path:
+    return WORK / f"{exp.name}_{arm}_s{seed}"
 
 
 def serve_speed(bundle: Path, texts: list[str], rounds: int = 3) -> dict:
@@ -112,24 +162,26 @@ def sd(values: list[float]) -> str:
     return f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
 
 
-def summary(results: dict) -> list[str]:
-    lines = ["| arm | seeds | validation macro-F1 | test macro-F1 | test accuracy | train wall s (mean) |",
+def summary(exp: Experiment, results: dict) -> list[str]:
+    main, second = exp.metrics
+    lines = [f"| arm | seeds | validation {main} | test {main} | test {second} | train wall s (mean) |",
              "|---|---|---|---|---|---|"]
     for arm, runs in results["runs"].items():
         if not runs:
             continue
-        f1 = [100 * r["macro_f1"] for r in runs.values()]
-        acc = [100 * r["accuracy"] for r in runs.values()]
-        val = [100 * r["validation_macro_f1"] for r in runs.values() if "validation_macro_f1" in r]
+        first = [100 * r[main] for r in runs.values()]
+        other = [100 * r[second] for r in runs.values()]
+        val = [100 * r[f"validation_{main}"] for r in runs.values() if f"validation_{main}" in r]
         wall = statistics.mean(r["wall_s"] for r in runs.values())
         val_text = f"{statistics.mean(val):.1f}{sd(val)}" if val else "-"
-        lines.append(f"| {arm} | {', '.join(runs)} | {val_text} | {statistics.mean(f1):.1f}{sd(f1)} | "
-                     f"{statistics.mean(acc):.1f}{sd(acc)} | {wall:.0f} |")
+        lines.append(f"| {arm} | {', '.join(runs)} | {val_text} | {statistics.mean(first):.1f}{sd(first)} | "
+                     f"{statistics.mean(other):.1f}{sd(other)} | {wall:.0f} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(EXPERIMENTS), default="finance")
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--teacher-seeds", type=int, nargs="+", default=[13])
     parser.add_argument("--teacher-seed", type=int, default=13, help="the teacher run the students distil from")
@@ -139,39 +191,38 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="read finished runs instead of training them again")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
-    if not args.resume and RESULTS.is_file():
-        RESULTS.unlink()  # a fresh measurement: no rows of an earlier one
-    header = {"dataset": "Financial PhraseBank 50Agree", "teacher_seed": args.teacher_seed,
-              "teacher": " ".join(TEACHER)}
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
+    exp = EXPERIMENTS[args.task]
+    if not args.resume and exp.results.is_file():
+        exp.results.unlink()  # a fresh measurement: no rows of an earlier one
+    header = {"dataset": exp.dataset, "teacher_seed": args.teacher_seed, "teacher": " ".join(exp.teacher)}
+    results = json.loads(exp.results.read_text()) if exp.results.is_file() else {"runs": {}}
+    main_metric = exp.metrics[0]
     for arm in args.arms:
         seeds = args.teacher_seeds if arm == "teacher" else args.seeds
         name = arm_name(arm, args.alpha, args.temperature)
         for seed in seeds:
             started = time.perf_counter()
-            metrics = run_recipe("finance_sentiment",
-                                 arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature),
-                                 run_dir(name, seed), resume=args.resume)
-            row = {m: metrics["test"][m] for m in METRICS}
-            row["validation_macro_f1"] = metrics["validation"]["macro_f1"]
+            metrics = run_recipe(exp.recipe,
+                                 arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature, exp),
+                                 run_dir(exp, name, seed), resume=args.resume)
+            row = {m: metrics["test"][m] for m in exp.metrics}
+            row[f"validation_{main_metric}"] = metrics["validation"][main_metric]
             row["wall_s"] = metrics["train"]["wall_time_s"]
             if "distill" in metrics:
                 row["distill"] = {k: metrics["distill"][k] for k in ("alpha", "temperature", "transfer", "train_rows")}
-            results = save_row(name, seed, row, header)
-            print(f"{name} seed {seed}: macro-F1 {100 * row['macro_f1']:.1f}, accuracy {100 * row['accuracy']:.1f} "
-                  f"(validation {100 * row['validation_macro_f1']:.1f}; {time.perf_counter() - started:.0f} s)",
-                  flush=True)
+            results = save_row(exp, name, seed, row, header)
+            print(f"{name} seed {seed}: {main_metric} {100 * row[main_metric]:.1f} (validation "
+                  f"{100 * row[f'validation_{main_metric}']:.1f}; {time.perf_counter() - started:.0f} s)", flush=True)
     if not args.no_speed:
-        texts = [line.rsplit("@", 1)[0] for line in FPB.read_text(encoding="latin-1").splitlines()][-400:]
         speeds = {}
         for arm in ("teacher", "distilled", "student"):
-            bundle = run_dir(arm, args.teacher_seed if arm == "teacher" else args.seeds[0]) / "onnx"
+            bundle = run_dir(exp, arm, args.teacher_seed if arm == "teacher" else args.seeds[0]) / "onnx"
             if (bundle / "domainft.json").is_file():
-                speeds[arm] = serve_speed(bundle, texts)
-        results = json.loads(RESULTS.read_text())
+                speeds[arm] = serve_speed(bundle, exp.speed_texts())
+        results = json.loads(exp.results.read_text())
         results["serving"] = speeds
-        write_text(RESULTS, json.dumps(results, indent=2) + "\n")
-    print("\n".join(summary(results)))
+        write_text(exp.results, json.dumps(results, indent=2) + "\n")
+    print("\n".join(summary(exp, results)))
     for arm, s in results.get("serving", {}).items():
         print(f"serving {arm}: {s}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -235,4 +236,38 @@ def finance_domain_texts(out: Path) -> Path:
     texts += [row["title"] for row in json.loads(semeval.read_text(encoding="utf-8"))]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n", encoding="utf-8")
+    return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])|\s+-\s+(?=[A-Z])")
+
+
+def medical_domain_texts(out: Path) -> Path:
+    """Unlabelled medical text, one sentence a line, written once to `out` from ../shared/datasets at
+    run time: Medical Abstracts (PubMed abstracts) and MedQuAD questions and answers, split into
+    sentences (an NCBI-disease sentence, also from PubMed, is then one line that domainft's own check
+    drops when it is a text of the run), 5 to 80 words, repeats removed (the distillation transfer
+    set and the DAPT corpus for medical tasks)."""
+    if out.is_file():
+        return out
+    import gzip
+    import tarfile
+    import xml.etree.ElementTree as ET
+
+    documents = []
+    with gzip.open(DATASETS / "medical_abstracts" / "medical_tc_test.csv.gz", "rt", encoding="utf-8") as f:
+        documents += [row["medical_abstract"] for row in csv.DictReader(f)]
+    with tarfile.open(DATASETS / "medquad" / "medquad_xml.tar.gz") as tar:
+        for member in sorted((m for m in tar.getmembers() if m.name.endswith(".xml")), key=lambda m: m.name):
+            root = ET.fromstring(tar.extractfile(member).read())
+            documents += [node.text for node in root.iter() if node.tag in ("Question", "Answer") and node.text]
+    seen, lines = set(), []
+    for document in documents:
+        for sentence in _SENTENCE_END.split(" ".join(document.split())):
+            sentence = sentence.strip(" -")
+            if 5 <= len(sentence.split()) <= 80 and sentence.lower() not in seen:
+                seen.add(sentence.lower())
+                lines.append(sentence)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
