@@ -242,6 +242,32 @@ def finance_domain_texts(out: Path) -> Path:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])|\s+-\s+(?=[A-Z])")
 
 
+def _write_sentences(out: Path, documents) -> Path:
+    """The documents' sentences of 5 to 80 words, repeats (ignoring case) removed, one a line."""
+    seen, lines = set(), []
+    for document in documents:
+        for sentence in _SENTENCE_END.split(" ".join(document.split())):
+            sentence = sentence.strip(" -")
+            if 5 <= len(sentence.split()) <= 80 and sentence.lower() not in seen:
+                seen.add(sentence.lower())
+                lines.append(sentence)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def legal_domain_texts(out: Path) -> Path:
+    """Unlabelled legal text, one sentence a line, written once to `out`: the ContractNLI contract
+    documents (NDAs, its dev and test files; no CUAD text), as sentences (the DAPT corpus for CUAD)."""
+    if out.is_file():
+        return out
+    documents = []
+    for name in ("dev.json", "test.json"):
+        data = json.loads((DATASETS / "contract_nli" / name).read_text(encoding="utf-8"))
+        documents += [d["text"] for d in data["documents"]]
+    return _write_sentences(out, documents)
+
+
 def medical_domain_texts(out: Path) -> Path:
     """Unlabelled medical text, one sentence a line, written once to `out` from ../shared/datasets at
     run time: Medical Abstracts (PubMed abstracts) and MedQuAD questions and answers, split into
@@ -261,13 +287,4 @@ def medical_domain_texts(out: Path) -> Path:
         for member in sorted((m for m in tar.getmembers() if m.name.endswith(".xml")), key=lambda m: m.name):
             root = ET.fromstring(tar.extractfile(member).read())
             documents += [node.text for node in root.iter() if node.tag in ("Question", "Answer") and node.text]
-    seen, lines = set(), []
-    for document in documents:
-        for sentence in _SENTENCE_END.split(" ".join(document.split())):
-            sentence = sentence.strip(" -")
-            if 5 <= len(sentence.split()) <= 80 and sentence.lower() not in seen:
-                seen.add(sentence.lower())
-                lines.append(sentence)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return _write_sentences(out, documents)
