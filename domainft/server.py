@@ -452,12 +452,15 @@ def serve(path: str | Path, settings: ServeSettings, host: str = "127.0.0.1", po
     settings.check()
     if workers < 1:
         raise DomainftError(f"serve --workers: must be at least 1 (got {workers})")
-    Predictor(settings.bundle, settings.precision, 1)  # a bad bundle fails here, once, with its message
+    # A bad bundle fails here, once, with its message; one process serves the model loaded here, the
+    # workers of several each load their own (a loaded engine does not cross a fork).
+    predictor = Predictor(settings.bundle, settings.precision, settings.engine_threads() if workers == 1 else 1)
     options = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": graceful_timeout,
                "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, predictor), **options)
         return
+    del predictor
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     with tempfile.TemporaryDirectory(prefix="domainft-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # workers' metrics, summed by /metrics
