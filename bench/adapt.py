@@ -98,14 +98,16 @@ def overrides(arm: str, seed: int, extra: list[str], task: str = "finance") -> l
 
 def table(results: dict, metrics: tuple[str, str] = ("macro_f1", "accuracy")) -> list[str]:
     main, second = metrics
-    lines = [f"| arm | seeds | test {main} | test {second} | held-out perplexity before -> after | adaptation s |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| arm | seeds | validation {main} | test {main} | test {second} | held-out perplexity before -> after "
+             "| adaptation s |", "|---|---|---|---|---|---|---|"]
     for arm, runs in results["runs"].items():
         f1 = [100 * r[main] for r in runs.values()]
         acc = [100 * r[second] for r in runs.values()]
+        val = [100 * r["validation"] for r in runs.values() if "validation" in r]
         a = next((r["adapt"] for r in runs.values() if r.get("adapt")), None)
         ppl = f"{a['before']:.1f} -> {a['after']:.1f}" if a else "-"
-        lines.append(f"| {arm} | {', '.join(runs)} | {mean_sd(f1)} | {mean_sd(acc)} | {ppl} | "
+        lines.append(f"| {arm} | {', '.join(runs)} | {mean_sd(val) if val else '-'} | {mean_sd(f1)} | {mean_sd(acc)} | "
+                     f"{ppl} | "
                      f"{a['wall_time_s'] if a else '-'} |")
     return lines
 
