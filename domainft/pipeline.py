@@ -66,7 +66,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     if recipe.distill.enabled:  # named, or trained first (distill.teacher_base) before the student loads
         from domainft.teacher import teacher_run_dir
 
-        teacher = teacher_run_dir(recipe, progress, echo)
+        teacher = teacher_run_dir(recipe, run, progress, echo)
     prepared = prepare(recipe, echo)
     if teacher is not None:  # the teacher's soft targets join the training set (before anything is written)
         from domainft.distill import with_teacher

@@ -449,8 +449,6 @@ class Recipe(Section):
                 raise field_error("distill.transfer", f"{path} does not exist (give text files, one text a line)")
 
     def _teacher_recipe_is_valid(self) -> None:
-        from domainft.teacher import teacher_recipe
-
         for item in self.distill.teacher_set:
             key = item.split("=", 1)[0].strip()
             if "=" not in item or key.split(".")[0] in ("distill", "output", "export", "base"):
@@ -458,7 +456,7 @@ class Recipe(Section):
                                   "(base is distill.teacher_base; distill, output and export are not the "
                                   "teacher's to set)")
         try:
-            teacher_recipe(self)
+            self.teacher_recipe()
         except RecipeError as e:
             raise field_error("distill.teacher_set",
                               "the teacher's recipe is not valid: " + "; ".join(e.problems)) from None
@@ -551,6 +549,20 @@ class Recipe(Section):
     @property
     def run_dir(self) -> Path:
         return self.output.dir if self.output.dir is not None else Path("runs") / self.name
+
+    def teacher_recipe(self) -> Recipe:
+        """The recipe of the teacher distill.teacher_base trains: this one with that base and
+        distill.teacher_set, without the sections that are the student's (teacher.py places it)."""
+        d = self.distill
+        raw = {k: v for k, v in self.to_dict(exclude_defaults=True).items() if k not in NOT_THE_TEACHERS}
+        raw["name"] = f"{self.name}-teacher"
+        raw = apply_overrides(raw, {"base": d.teacher_base, **parse_overrides(list(d.teacher_set))})
+        return Recipe.from_dict(raw, source="distill.teacher_base + distill.teacher_set")
+
+
+# The student's own sections: the teacher that distill.teacher_base trains is fully fine-tuned, not
+# distilled, not exported, and placed in the cache (teacher.py).
+NOT_THE_TEACHERS = ("distill", "export", "output", "tuning")
 
 
 def _is_set(recipe: BaseModel, dotted: str) -> bool:

@@ -18,20 +18,15 @@ import re
 from pathlib import Path
 
 from domainft.gguf import cache_dir
-from domainft.recipe import Recipe, apply_overrides, parse_overrides
+from domainft.recipe import Recipe
 from domainft.rundir import RunDir
 
 TEACHERS_DIR = "teachers"
-NOT_THE_TEACHERS = ("distill", "export", "output", "tuning")  # sections the teacher's recipe does not inherit
 
 
 def teacher_recipe(recipe: Recipe) -> Recipe:
-    """The recipe of the teacher that distill.teacher_base trains (its output.dir in the cache)."""
-    d = recipe.distill
-    raw = {k: v for k, v in recipe.to_dict(exclude_defaults=True).items() if k not in NOT_THE_TEACHERS}
-    raw["name"] = f"{recipe.name}-teacher"
-    raw = apply_overrides(raw, {"base": d.teacher_base, **parse_overrides(list(d.teacher_set))})
-    teacher = Recipe.from_dict(raw, source="distill.teacher_base + distill.teacher_set")
+    """The recipe of the teacher that distill.teacher_base trains, its output.dir in the cache."""
+    teacher = recipe.teacher_recipe()
     return teacher.override({"output.dir": str(teacher_dir(teacher))})
 
 
@@ -60,13 +55,12 @@ def _files_fingerprint(recipe: Recipe) -> list:
     return out
 
 
-def teacher_run_dir(recipe: Recipe, progress: bool = True, echo=print) -> Path:
+def teacher_run_dir(recipe: Recipe, run, progress: bool = True, echo=print) -> Path:
     """The finished run directory the student distils from: distill.teacher, or the teacher_base run
-    (from the cache, or trained now: resumed when an earlier run of it was interrupted)."""
+    (from the cache, or trained now by `run`, the pipeline's: resumed when an earlier run of it was
+    interrupted). `run` is passed in so that this module stays below the pipeline."""
     if recipe.distill.teacher is not None:
         return Path(recipe.distill.teacher)
-    from domainft.pipeline import run
-
     teacher = teacher_recipe(recipe)
     run_dir = RunDir(teacher.run_dir)
     if run_dir.is_finished():
