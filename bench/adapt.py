@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from domainft.atomic import write_text  # noqa: E402
 
 from runner import (  # noqa: E402
-    DATASETS,
-    FPB,
+    METRICS,
     OUT,
+    REAL_DATA,
     ROOT,
     finance_domain_texts,
     legal_domain_texts,
@@ -50,13 +50,12 @@ from runner import (  # noqa: E402
 )
 
 WORK = OUT / "adapt"
-# task -> (recipe, its real data, the corpus writer, the DAPT corpus limit, the test metrics shown)
+# task -> (recipe, the corpus writer, the DAPT corpus limit); the recipe's real data and test metrics
+# are runner.REAL_DATA / METRICS
 TASKS = {
-    "finance": ("finance_sentiment", [f"data.path={FPB}"], finance_domain_texts, None, ("macro_f1", "accuracy")),
-    "ncbi": ("medical_ner", [f"data.path={DATASETS / 'ncbi_disease'}"], medical_domain_texts, 20000,
-             ("f1", "precision")),
-    "cuad": ("legal_clause_review", [f"data.path={DATASETS / 'cuad' / 'master_clauses.csv.gz'}"],
-             legal_domain_texts, 20000, ("micro_f1", "macro_f1")),
+    "finance": ("finance_sentiment", finance_domain_texts, None),
+    "ncbi": ("medical_ner", medical_domain_texts, 20000),
+    "cuad": ("legal_clause_review", legal_domain_texts, 20000),
 }
 
 
@@ -66,7 +65,7 @@ def results_file(task: str) -> Path:
 
 def corpus_file(task: str = "finance") -> Path:
     name = "finance_corpus.txt" if task == "finance" else f"{task}_corpus.txt"
-    return TASKS[task][2](WORK / name)
+    return TASKS[task][1](WORK / name)
 
 
 def run_dir(arm: str, seed: int, extra: list[str], task: str = "finance") -> Path:
@@ -80,8 +79,8 @@ def overrides(arm: str, seed: int, extra: list[str], task: str = "finance") -> l
         from distill import EXPERIMENTS, arm_overrides
 
         return arm_overrides("student", seed, teacher_seed=seed, exp=EXPERIMENTS[task])
-    recipe, data, _, limit, _ = TASKS[task]
-    sets = [*data, "base=minilm", f"train.seed={seed}", *extra]
+    recipe, _, limit = TASKS[task]
+    sets = [*REAL_DATA[recipe], "base=minilm", f"train.seed={seed}", *extra]
     kind = arm.removesuffix("_lexicon").removesuffix("_warmup")
     if kind in ("tapt", "dapt_tapt"):
         sets.append("adapt.task_texts=true")
@@ -124,7 +123,8 @@ def main() -> None:
     parser.add_argument("--set", dest="extra", action="append", default=[], help="FIELD=VALUE for every arm")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    recipe, _, _, _, shown = TASKS[args.task]
+    recipe = TASKS[args.task][0]
+    shown = METRICS[recipe][:2]
     path = results_file(args.task)
     results = json.loads(path.read_text()) if args.resume and path.is_file() else {}
     results.setdefault("runs", {})
