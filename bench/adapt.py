@@ -81,16 +81,18 @@ def overrides(arm: str, seed: int, extra: list[str], task: str = "finance") -> l
         return arm_overrides("student", seed, teacher_seed=seed, exp=EXPERIMENTS[task])
     recipe, _, limit = TASKS[task]
     sets = [*REAL_DATA[recipe], "base=minilm", f"train.seed={seed}", *extra]
-    kind = arm.removesuffix("_lexicon").removesuffix("_warmup")
+    kind = arm
+    while kind.endswith(("_lexicon", "_warmup")):  # the suffixes in either order
+        kind = kind.removesuffix("_lexicon").removesuffix("_warmup")
     if kind in ("tapt", "dapt_tapt"):
         sets.append("adapt.task_texts=true")
     if kind in ("dapt", "dapt_tapt"):
         sets.append(f"adapt.corpus=[{corpus_file(task)}]")
         if limit:
             sets.append(f"adapt.corpus_limit={limit}")
-    if arm.endswith("_lexicon"):
+    if "_lexicon" in arm:
         sets.append("lexicon.from_data=true")
-    if arm.endswith("_warmup"):  # the new MLM head trained alone first
+    if "_warmup" in arm:  # the new MLM head trained alone first
         sets.append("adapt.head_warmup_steps=200")
     return sets
 

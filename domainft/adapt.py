@@ -130,6 +130,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         echo(f"adapt: lexicon: {injection.report()['terms_added']} terms added as tokens, their rows learnt here")
     train, held = (_tokenized(tokenizer, t, spec.max_length) for t in (texts.train, texts.held_out))
     collator, masking = _collator(tokenizer, spec)
+    restore = predict_masked_positions_only(model)
     args = TrainingArguments(
         output_dir=str(out / ".checkpoints"), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
@@ -138,7 +139,9 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         eval_steps=spec.eval_every, save_steps=spec.eval_every, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, use_cpu=not has_accelerator(),
         report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True,
-        remove_unused_columns=False)  # the collator reads the offsets and special-token masks, then drops them
+        # the held-out loss only (no logits kept); the collator reads the offsets and special-token
+        # masks, then drops them
+        prediction_loss_only=True, remove_unused_columns=False)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held, data_collator=collator,
                       callbacks=[EarlyStopping("loss", False, spec.patience, 0.0)])
     trainer.remove_callback(PrinterCallback)  # the report says what matters
@@ -146,6 +149,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     warmup = _warm_up_head(trainer, new_head, spec.head_warmup_steps) if new_head and spec.head_warmup_steps else None
     trainer.train()
     after = trainer.evaluate()["eval_loss"]
+    restore()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     import shutil
@@ -162,6 +166,46 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     echo(f"adapt: held-out perplexity {report['perplexity']['before']:.2f} -> {report['perplexity']['after']:.2f} "
          f"in {report['wall_time_s']:.0f} s ({report['steps']} steps)")
     return report
+
+
+def predict_masked_positions_only(model):
+    """Make the MLM model's forward apply its head to the masked positions only; the function that puts
+    the original forward back.
+
+    A masked-LM model scores every position against the whole vocabulary and then ignores the 85% that
+    are not masked; for a small encoder that decoder (hidden x 30k) costs as much as the encoder itself.
+    The loss is the same mean cross-entropy over the masked positions. The forward of the model itself
+    is replaced (not a wrapper module), so Trainer, DDP and save_pretrained see the same model.
+    Architectures whose head is not one module (`cls` for BERT, `lm_head` for RoBERTa / MPNet) keep
+    their forward."""
+    import types
+
+    import torch.nn.functional as F
+    from transformers.modeling_outputs import MaskedLMOutput
+
+    head = next((getattr(model, n) for n in ("cls", "lm_head") if hasattr(model, n)), None)
+    encoder = getattr(model, model.base_model_prefix, None)
+    if head is None or encoder is None:
+        return lambda: None
+    original = model.forward
+
+    # No **kwargs, as BertForMaskedLM: Trainer then averages the loss over accumulation steps as before.
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
+        extra = {k: v for k, v in (("token_type_ids", token_type_ids), ("position_ids", position_ids)) if v is not None}
+        if labels is None:
+            return original(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
+        picked = labels != -100
+        scores = head(hidden[picked])
+        loss = F.cross_entropy(scores.float(), labels[picked]) if picked.any() else scores.sum() * 0.0
+        return MaskedLMOutput(loss=loss)
+
+    model.forward = types.MethodType(forward, model)  # a bound method, as accelerate's wrappers expect
+
+    def restore():
+        del model.forward  # back to the class's own
+
+    return restore
 
 
 def _tokenized(tokenizer, texts: list[str], max_length: int):

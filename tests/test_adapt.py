@@ -113,3 +113,43 @@ def test_bad_adaptation_settings_are_refused(tiny_base, tmp_path):
         contract.quiet_run(contract.recipe("classification", "full", tiny_base, tmp_path / "b",
                                            adapt={"corpus": [str(tiny)]}))
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "mpnet"])
+def test_masked_positions_only_gives_the_models_own_loss_and_gradients(arch):
+    """Adaptation applies the MLM head to the masked positions only (the others' scores are never
+    used); the loss and every gradient are the model's own, and the class's forward comes back."""
+    import torch
+    import transformers
+
+    from domainft.adapt import predict_masked_positions_only
+
+    config_cls, model_cls = {"bert": ("BertConfig", "BertForMaskedLM"),
+                             "roberta": ("RobertaConfig", "RobertaForMaskedLM"),
+                             "mpnet": ("MPNetConfig", "MPNetForMaskedLM")}[arch]
+    config = getattr(transformers, config_cls)(vocab_size=120, hidden_size=32, num_hidden_layers=2,
+                                               num_attention_heads=2, intermediate_size=64,
+                                               max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = getattr(transformers, model_cls)(config).eval()  # no dropout: both passes see the same net
+    ids = torch.randint(5, 120, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[2, 8:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 5], labels[1, 6], labels[2, 1] = 7, 9, 11, 13
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    own_loss, own_grads = loss_and_grads()
+    restore = predict_masked_positions_only(model)
+    fast_loss, fast_grads = loss_and_grads()
+    assert fast_loss == pytest.approx(own_loss, rel=1e-5)
+    assert own_grads.keys() == fast_grads.keys()
+    for name, grad in own_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    restore()
+    assert model(input_ids=ids, attention_mask=mask).logits.shape == (3, 12, 120)  # its own forward again
