@@ -18,8 +18,9 @@ latency and batch-32 throughput on 400 test sentences, in the same process.
     python bench/distill.py [--task finance|ncbi] [--seeds 13 14 15] [--teacher-seeds 13]
         [--arms teacher student distilled transfer] [--alpha A] [--temperature T] [--resume]
 
---alpha / --temperature set distill.alpha / distill.temperature for the distilled and transfer arms; a
-setting other than the defaults is its own arm (e.g. transfer_a0.8_t4), so a sweep resumes and its
+--alpha / --temperature / --augment set distill.alpha / temperature / augment for the distilled and
+transfer arms; a setting other than the defaults is its own arm (e.g. transfer_a0.8_t4,
+distilled_aug4: four perturbed copies of each training text labelled by the teacher), so a sweep resumes and its
 validation scores sit beside the defaults' (choose on validation; the test column is reported).
 Several copies may run at once (each on its own arms or seeds): a row is merged into the file as it
 is written, not the whole file.
@@ -106,16 +107,18 @@ def transfer_file(exp: Experiment) -> Path:
     return exp.transfer(WORK / f"{exp.name}_transfer.txt")
 
 
-def arm_name(arm: str, alpha: float, temperature: float) -> str:
+def arm_name(arm: str, alpha: float, temperature: float, augment: int = 0) -> str:
     """The arm's name in the results and its run directory: a distillation setting other than the
     defaults is named in it."""
-    if arm in ("teacher", "student") or (alpha, temperature) == (DEFAULT_ALPHA, DEFAULT_TEMPERATURE):
+    if arm in ("teacher", "student"):
         return arm
-    return f"{arm}_a{alpha:g}_t{temperature:g}"
+    name = arm if (alpha, temperature) == (DEFAULT_ALPHA, DEFAULT_TEMPERATURE) else f"{arm}_a{alpha:g}_t{temperature:g}"
+    return f"{name}_aug{augment}" if augment else name
 
 
 def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT_ALPHA,
-                  temperature: float = DEFAULT_TEMPERATURE, exp: Experiment | None = None) -> list[str]:
+                  temperature: float = DEFAULT_TEMPERATURE, exp: Experiment | None = None,
+                  augment: int = 0) -> list[str]:
     exp = exp or EXPERIMENTS["finance"]
     sets = [*REAL_DATA[exp.recipe], "export.enabled=true", f"train.seed={seed}"]
     if arm == "teacher":
@@ -124,6 +127,8 @@ def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT
         return [*sets, "base=minilm"]
     sets += ["base=minilm", f"distill.teacher={run_dir(exp, 'teacher', teacher_seed)}",
              f"distill.alpha={alpha}", f"distill.temperature={temperature}"]
+    if augment:
+        sets.append(f"distill.augment={augment}")
     if arm == "transfer":
         sets.append(f"distill.transfer=[{transfer_file(exp)}]")
         if exp.transfer_limit:
@@ -196,6 +201,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["teacher", "student", "distilled", "transfer"])
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--augment", type=int, default=0, help="distill.augment for the distilled and transfer arms")
     parser.add_argument("--resume", action="store_true", help="read finished runs instead of training them again")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
@@ -207,17 +213,19 @@ def main() -> None:
     main_metric = exp.metrics[0]
     for arm in args.arms:
         seeds = args.teacher_seeds if arm == "teacher" else args.seeds
-        name = arm_name(arm, args.alpha, args.temperature)
+        name = arm_name(arm, args.alpha, args.temperature, args.augment)
         for seed in seeds:
             started = time.perf_counter()
             metrics = run_recipe(exp.recipe,
-                                 arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature, exp),
+                                 arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature, exp,
+                                               args.augment),
                                  run_dir(exp, name, seed), resume=args.resume)
             row = {m: metrics["test"][m] for m in exp.metrics}
             row[f"validation_{main_metric}"] = metrics["validation"][main_metric]
             row["wall_s"] = metrics["train"]["wall_time_s"]
             if "distill" in metrics:
-                row["distill"] = {k: metrics["distill"][k] for k in ("alpha", "temperature", "transfer", "train_rows")}
+                row["distill"] = {k: metrics["distill"].get(k)
+                                  for k in ("alpha", "temperature", "transfer", "augment", "train_rows")}
             results = save_row(exp, name, seed, row, header)
             print(f"{name} seed {seed}: {main_metric} {100 * row[main_metric]:.1f} (validation "
                   f"{100 * row[f'validation_{main_metric}']:.1f}; {time.perf_counter() - started:.0f} s)", flush=True)

@@ -216,8 +216,12 @@ def _about(manifest: dict, metrics: dict, bundle: bool = False) -> list[str]:
 def _distilled(d: dict) -> str:
     scores = ", ".join(f"{k} {v:.4f}" for k, v in (d.get("teacher_test") or {}).items() if k not in ("loss", "n"))
     transfer = d.get("transfer") or {}
+    augment = d.get("augment") or {}
     extra = (f", and on {transfer['texts']} unlabelled transfer texts the teacher labelled" if transfer.get("texts")
              else "")
+    if augment.get("texts"):
+        extra += (f"{',' if extra else ', and'} on {augment['texts']} perturbed copies of the training texts "
+                  "(words dropped, spans sampled) the teacher labelled")
     return (f"Distilled from the teacher run `{d['teacher']}` (base {d.get('teacher_base')}"
             f"{'; its test ' + scores if scores else ''}): trained on the gold labels and the teacher's soft targets "
             f"(weight {d['alpha']:g}, temperature {d['temperature']:g}){extra}.")

@@ -108,13 +108,18 @@ def with_teacher(prepared, teacher_dir: Path, echo=print):
     order = label_order(teacher, data.labels)
     train = prepared.encoded["train"]
     known = [_text_of(x) for split in (data.train, data.validation, data.test) for x in split]
-    transfer, dropped = unseen(read_texts(spec.transfer, spec.transfer_limit, "distill.transfer"), known) \
-        if spec.transfer else ([], 0)
-    if transfer and task.name != "ner" and getattr(recipe.data, "has_pairs", False):
-        raise DomainftError("distill.transfer: this model reads text pairs; transfer files hold single texts. "
-                            "Remove distill.transfer")
+    files = read_texts(spec.transfer, spec.transfer_limit, "distill.transfer") if spec.transfer else []
+    if (files or spec.augment) and task.name != "ner" and getattr(recipe.data, "has_pairs", False):
+        field = "distill.transfer" if files else "distill.augment"
+        raise DomainftError(f"{field}: this model reads text pairs; transfer and augmented texts are single "
+                            f"texts. Remove {field}")
+    files, dropped = unseen(files, known)
+    # a copy that is (normalized) a run text, a transfer text or another copy teaches nothing new
+    copies, dropped_copies = unseen(augmented_texts([_text_of(x) for x in data.train], spec.augment), known + files)
+    transfer = files + copies
     echo(f"distill: teacher {teacher_dir} ({teacher.manifest['base']['requested']}); "
-         f"{len(data.train)} training texts" + (f" + {len(transfer)} transfer texts" if spec.transfer else ""))
+         f"{len(data.train)} training texts" + (f" + {len(files)} transfer texts" if spec.transfer else "")
+         + (f" + {len(copies)} augmented copies" if spec.augment else ""))
     if task.name == "ner":
         train, cached = _ner_targets(teacher, teacher_dir, order, prepared, transfer)
     else:
@@ -123,8 +128,9 @@ def with_teacher(prepared, teacher_dir: Path, echo=print):
               "teacher_trained_here": spec.teacher is None,  # distill.teacher_base: trained (or cached) first
               "teacher_test": _teacher_scores(teacher_dir),
               "alpha": spec.alpha, "temperature": spec.temperature,
-              "transfer": {"files": [str(p) for p in spec.transfer], "texts": len(transfer),
+              "transfer": {"files": [str(p) for p in spec.transfer], "texts": len(files),
                            "dropped_known_or_repeated": dropped},
+              "augment": {"copies": spec.augment, "texts": len(copies), "dropped_known_or_repeated": dropped_copies},
               "train_rows": len(train), "teacher_outputs_cached": cached,
               "seconds": round(time.perf_counter() - started, 1)}
     return train, report
@@ -132,6 +138,28 @@ def with_teacher(prepared, teacher_dir: Path, echo=print):
 
 def _text_of(item) -> str:
     return " ".join(item.words) if hasattr(item, "words") else item.text
+
+
+def augmented_texts(texts: list[str], copies: int, seed: int = 0) -> list[str]:
+    """`copies` perturbed versions of each text, for the teacher to label (Tang et al. 2019, "Distilling
+    task-specific knowledge from BERT into simple neural networks"; TinyBERT augments so too): each
+    word dropped with p 0.1 (their masking, as text both tokenizers read), then with p 0.25 only a
+    span of 1-5 words kept (their n-gram sampling). A fixed seed, so every student seed asks the
+    teacher for the same texts (its outputs are cached)."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for text in texts:
+        words = text.split()
+        for _ in range(copies):
+            kept = [w for w in words if rng.random() >= 0.1] or words[:1]
+            if len(kept) > 1 and rng.random() < 0.25:
+                n = rng.randint(1, min(5, len(kept)))
+                start = rng.randrange(len(kept) - n + 1)
+                kept = kept[start:start + n]
+            out.append(" ".join(kept))
+    return out
 
 
 def _teacher_scores(teacher_dir) -> dict:

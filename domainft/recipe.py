@@ -284,6 +284,10 @@ class DistillSpec(Section):
                                  "teacher labels too: .txt (one text per line) or .jsonl ({\"text\": ...} "
                                  "or a string per line), gzip allowed")
     transfer_limit: int | None = Field(None, ge=1, description="at most this many transfer texts (the first)")
+    augment: int = Field(0, ge=0, le=50, description="perturbed copies of each training text the teacher "
+                         "labels as extra rows, like transfer texts (each word dropped with p 0.1, then "
+                         "with p 0.25 a span of 1-5 words kept; Tang et al. 2019): the teacher's targets on "
+                         "texts it has not fitted carry what the gold labels cannot")
 
     @property
     def enabled(self) -> bool:

@@ -94,6 +94,36 @@ def test_ner_transfer_texts_are_labelled_per_word(teachers, tiny_base, tmp_path)
     assert result.metrics["distill"]["transfer"]["texts"] == 20
 
 
+def test_augmented_copies_are_perturbed_fixed_and_never_a_known_text():
+    from domainft.distill import augmented_texts
+
+    texts = ["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period in 2007 .",
+             "Sales fell ."]
+    copies = augmented_texts(texts, 4)
+    assert len(copies) == 8 and copies == augmented_texts(texts, 4)  # fixed: one teacher call for every seed
+    assert augmented_texts(texts, 0) == []
+    for copy, source in zip(copies, [t for t in texts for _ in range(4)]):
+        words, source_words = copy.split(), source.split()
+        assert words and all(w in source_words for w in words)  # only the text's own words, in order
+        assert len(words) <= len(source_words)
+    assert any(c != texts[0] for c in copies[:4])
+
+
+@pytest.mark.parametrize("task", ["classification", "ner"])
+def test_augmented_copies_are_labelled_by_the_teacher_and_the_card_says_so(teachers, tiny_base, tmp_path, task):
+    result = contract.quiet_run(student(task, "full", tiny_base, tmp_path / "run", teachers[task], augment=2,
+                                        sections={"export": {"enabled": True}} if task == "classification" else None))
+    a = result.metrics["distill"]["augment"]
+    train = result.metrics["data"]["counts"]["train"]
+    assert a["copies"] == 2 and a["texts"] + a["dropped_known_or_repeated"] == 2 * train
+    assert 0 < a["texts"] and result.metrics["distill"]["train_rows"] >= train + a["texts"]
+    assert result.metrics["distill"]["transfer"]["texts"] == 0
+    card = (result.model_dir / "README.md").read_text(encoding="utf-8")
+    assert f"{a['texts']} perturbed copies" in card
+    texts = contract.TEXTS[task]
+    assert json.dumps(result.model.predict(texts)) == json.dumps(load(result.run_dir).predict(texts))
+
+
 def test_the_loss_mixes_gold_and_teacher_terms():
     import torch
 
