@@ -88,13 +88,25 @@ def adapted_base(recipe, base: ResolvedBase, task, data, echo=print) -> tuple[Re
 
 def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"base": base.path, "revision": recipe.base.revision,
-                         "adapt": recipe.adapt.model_dump(mode="json"),
+    # The base and the corpus by what they hold, not where: a corpus moved or a venv reached through
+    # a link reuses the adapted base; a base folder trained again at the same path does not.
+    h.update(json.dumps({"base": _base_fingerprint(base.path), "revision": recipe.base.revision,
+                         "adapt": recipe.adapt.model_dump(mode="json", exclude={"corpus"}),
                          "lexicon": recipe.lexicon.model_dump(mode="json")}, sort_keys=True).encode())
     for text in (*texts.train, "\0", *texts.held_out):
         h.update(text.encode("utf-8", "replace"))
         h.update(b"\n")
     return h.hexdigest()
+
+
+def _base_fingerprint(path: str) -> str:
+    """A Hub id as itself; a folder by its weight, config and tokenizer files (name, size, mtime)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.resolve().iterdir())
+             if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt", ".model")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo) -> dict:

@@ -42,6 +42,37 @@ def test_tapt_adapts_once_reports_perplexity_and_fine_tunes_and_exports(tiny_bas
     assert second.metrics["test"]
 
 
+def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_path):
+    """A corpus copied elsewhere or a base reached through a link reuses the adapted base; a base
+    folder whose weights changed does not."""
+    import os
+    import shutil
+
+    from domainft.adapt import AdaptationTexts, _cache_key
+    from domainft.bases import ResolvedBase
+
+    texts = AdaptationTexts(["a text", "another"], ["held out"], {})
+    a, b = tmp_path / "a" / "news.txt", tmp_path / "b" / "news.txt"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_text("a text\nanother\nheld out\n", encoding="utf-8")
+    base = tmp_path / "base"
+    shutil.copytree(tiny_base, base)
+    link = tmp_path / "link"
+    link.symlink_to(base)
+
+    def key(folder, corpus):
+        r = contract.recipe("classification", "full", folder, tmp_path / "run",
+                            adapt={**ADAPT, "corpus": [str(corpus)]})
+        return _cache_key(ResolvedBase(str(folder), str(folder), "folder"), r, texts)
+
+    before = key(base, a)
+    assert before == key(base, b) == key(link, a)
+    weights = base / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # trained again
+    assert key(base, a) != before
+
+
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
     lines = (contract.ROOT / "data" / "finance_sentiment_sample.txt").read_text(encoding="latin-1").splitlines()
     corpus = tmp_path / "news.txt"
