@@ -114,17 +114,30 @@ def run_recipe(recipe: str | Path, overrides: Mapping | Sequence[str], out_dir: 
     """`python -m domainft run RECIPE --quiet --set ...` in its own process (cwd the repository,
     output on this terminal), into `out_dir` (replaced: `output.dir` and `output.overwrite=true`
     come after `overrides`); its metrics.json. `resume`: a run already finished in `out_dir` (its
-    metrics.json is there) is read instead of trained again. RunFailed when the run fails."""
+    metrics.json is there) is read instead of trained again, and one that was interrupted continues
+    from its last checkpoint (`domainft run --resume`; an hour-long teacher spans sessions).
+    RunFailed when the run fails."""
     out_dir = Path(out_dir)
     if resume and (out_dir / METRICS_FILE).is_file():
         return read_metrics(out_dir)
     path = recipe_file(recipe)
     cmd = [sys.executable, "-m", "domainft", "run", str(path), *extra_args,
            *sets([*as_sets(overrides), f"output.dir={out_dir}", "output.overwrite=true"])]
+    if resume and _interrupted(out_dir):
+        cmd.append("--resume")
     code = subprocess.run(cmd, check=False, cwd=ROOT, env=None if env is None else dict(env)).returncode
     if code:
         raise RunFailed(f"domainft run {path.stem} into {out_dir} failed (exit {code}; its error is printed above)")
     return read_metrics(out_dir)
+
+
+def _interrupted(out_dir: Path) -> bool:
+    """A run was started in out_dir (or in the hidden sibling an overwriting run builds in) and did
+    not finish."""
+    from domainft.rundir import STAGING_SUFFIX, RunDir
+
+    staging = out_dir.with_name(f".{out_dir.name}{STAGING_SUFFIX}")
+    return any(RunDir(d).is_started() and not RunDir(d).is_finished() for d in (out_dir, staging))
 
 
 def run_script_json(script: Path, args: Sequence, env: Mapping | None = None) -> tuple[dict, float]:
