@@ -263,6 +263,9 @@ def _warm_up_head(trainer, head: list[str], steps: int) -> dict:
     args = trainer.args.__class__(**{**trainer.args.to_dict(), "max_steps": steps, "eval_strategy": "no",
                                      "save_strategy": "no", "load_best_model_at_end": False})
     warm = Trainer(model=model, args=args, train_dataset=trainer.train_dataset, data_collator=trainer.data_collator)
+    from transformers.trainer_callback import PrinterCallback
+
+    warm.remove_callback(PrinterCallback)  # its loss dicts on stdout; the report gives the loss after it
     warm.train()
     for name, p in model.named_parameters():
         p.requires_grad = flags[name]

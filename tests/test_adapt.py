@@ -73,6 +73,36 @@ def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_pa
     assert key(base, a) != before
 
 
+def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, monkeypatch, capfd):
+    """head_warmup_steps: the fresh MLM head trains alone (the encoder unchanged), then the whole model;
+    the report gives the held-out loss after the warm-up; nothing is printed as a dict."""
+    import torch
+
+    from domainft import adapt
+
+    seen = {}
+    warm_up = adapt._warm_up_head
+
+    def spy(trainer, head, steps):
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        flags = {n: p.requires_grad for n, p in trainer.model.named_parameters()}
+        report = warm_up(trainer, head, steps)
+        after = dict(trainer.model.named_parameters())
+        changed = {n for n, v in before.items() if not torch.equal(v, after[n])}
+        seen["encoder_unchanged"] = not {n for n in changed if not n.startswith("cls.")}
+        seen["head_changed"] = "cls.predictions.transform.dense.weight" in changed
+        seen["flags_back"] = flags == {n: p.requires_grad for n, p in trainer.model.named_parameters()}
+        return report
+
+    monkeypatch.setattr(adapt, "_warm_up_head", spy)
+    result = contract.quiet_run(recipe(tiny_base, tmp_path / "run",
+                                       adapt={**ADAPT, "head_warmup_steps": 4, "max_steps": 2}))
+    w = result.metrics["adapt"]["head_warmup"]
+    assert w["steps"] == 4 and np.isfinite(w["loss_after"])
+    assert seen == {"encoder_unchanged": True, "head_changed": True, "flags_back": True}
+    assert "{'loss'" not in capfd.readouterr().out
+
+
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
     lines = (contract.ROOT / "data" / "finance_sentiment_sample.txt").read_text(encoding="latin-1").splitlines()
     corpus = tmp_path / "news.txt"
