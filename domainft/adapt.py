@@ -260,8 +260,11 @@ def _warm_up_head(trainer, head: list[str], steps: int) -> dict:
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     for name, p in model.named_parameters():
         p.requires_grad = name.split(".")[0] in head
-    args = trainer.args.__class__(**{**trainer.args.to_dict(), "max_steps": steps, "eval_strategy": "no",
-                                     "save_strategy": "no", "load_best_model_at_end": False})
+    import dataclasses
+
+    # replace(), not to_dict(): that masks the hub tokens as placeholder strings, which would be set
+    args = dataclasses.replace(trainer.args, max_steps=steps, eval_strategy="no", save_strategy="no",
+                               load_best_model_at_end=False)
     warm = Trainer(model=model, args=args, train_dataset=trainer.train_dataset, data_collator=trainer.data_collator)
     from transformers.trainer_callback import PrinterCallback
 

@@ -73,7 +73,7 @@ def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_pa
     assert key(base, a) != before
 
 
-def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, monkeypatch, capfd):
+def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, monkeypatch, capfd, recwarn):
     """head_warmup_steps: the fresh MLM head trains alone (the encoder unchanged), then the whole model;
     the report gives the held-out loss after the warm-up; nothing is printed as a dict."""
     import torch
@@ -100,7 +100,9 @@ def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, m
     w = result.metrics["adapt"]["head_warmup"]
     assert w["steps"] == 4 and np.isfinite(w["loss_after"])
     assert seen == {"encoder_unchanged": True, "head_changed": True, "flags_back": True}
-    assert "{'loss'" not in capfd.readouterr().out
+    printed = capfd.readouterr()
+    assert "{'loss'" not in printed.out
+    assert not [w for w in recwarn if "hub_token" in str(w.message)]  # no placeholder token passed on
 
 
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
