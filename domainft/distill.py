@@ -210,10 +210,11 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
 
     recipe, data, tokenizer = prepared.recipe, prepared.data, prepared.tokenizer
     word_lists = [list(s.words) for s in data.train] + [words_with_offsets(t)[0] for t in transfer]
-    probs, cached = cached_targets(teacher_model_dir(teacher_dir), word_lists,
-                                   lambda lists: teacher.task.word_probabilities(teacher, lists), "ner")
-    # log-probabilities: softmax(log p / T) is the teacher's distribution at temperature T
-    logp = [np.log(np.clip(p[:, order], 1e-12, None)).astype(np.float32) for p in probs]
+    logits, cached = cached_targets(teacher_model_dir(teacher_dir), word_lists,
+                                    lambda lists: teacher.task.word_logits(teacher, lists), "ner")
+    # log-probabilities (log-softmax of the logits): softmax(log p / T) is the teacher's distribution
+    # at temperature T, and a row of them is never all 0, the "no target" mark below
+    logp = [_log_softmax(x[:, order]) for x in logits]
     n_labels = len(data.labels)
     none = [0.0] * n_labels  # "no target" (a later subword, a special token): log-probabilities are never all 0
 
@@ -235,6 +236,11 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
             columns["word_index"].append(word_index)
             columns[TEACHER_COLUMN].append(targets(k, word_index))
     return concatenate_datasets([train, _dataset_like(train, columns)]), cached
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))).astype(np.float32)
 
 
 def _dataset_like(train, columns: dict):

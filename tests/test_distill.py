@@ -124,6 +124,29 @@ def test_augmented_copies_are_labelled_by_the_teacher_and_the_card_says_so(teach
     assert json.dumps(result.model.predict(texts)) == json.dumps(load(result.run_dir).predict(texts))
 
 
+def test_ner_targets_are_the_teachers_own_distribution_per_word(teachers, tiny_base, tmp_path):
+    """The student's target at a word's first subword is the teacher's log-softmax for that word:
+    exp of it sums to 1, and its argmax is the tag the teacher predicts."""
+    from domainft.distill import TEACHER_COLUMN, with_teacher
+    from domainft.prepare import prepare
+
+    prepared = prepare(student("ner", "full", tiny_base, tmp_path / "run", teachers["ner"]), echo=lambda *a: None)
+    train, _ = with_teacher(prepared, teachers["ner"], echo=lambda *a: None)
+    teacher = load(teachers["ner"])
+    labels = prepared.data.labels
+    for row in range(5):
+        sentence, word_index = train[row]["sentence"], train[row]["word_index"]
+        words = list(prepared.data.train[sentence].words)
+        tags = teacher.predict([words])[0]["tags"]
+        for w, target in zip(word_index, train[row][TEACHER_COLUMN]):
+            if w < 0:
+                assert not any(target)  # no target: later subwords, special tokens
+                continue
+            probs = np.exp(np.asarray(target))
+            assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+            assert labels[int(probs.argmax())] == tags[w]
+
+
 def test_the_loss_mixes_gold_and_teacher_terms():
     import torch
 

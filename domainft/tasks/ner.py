@@ -136,12 +136,12 @@ class NerTask(Task):
         if isinstance(texts, str):
             texts = [texts]
         docs = [words_with_offsets(t) for t in texts]
-        probs = self.word_probabilities(trained, [words for words, _, _ in docs], batch_size)
-        return [entities(words, starts, source, p, trained.labels) for (words, starts, source), p in zip(docs, probs)]
+        logits = self.word_logits(trained, [words for words, _, _ in docs], batch_size)
+        return [entities(words, starts, source, x, trained.labels) for (words, starts, source), x in zip(docs, logits)]
 
-    def word_probabilities(self, trained, word_lists: list[list[str]], batch_size: int = 32) -> list[np.ndarray]:
-        """Per sentence, [words, labels] probabilities: each word's first subword, from its best window
-        (what predict decodes, and the soft targets a distilled student learns from)."""
+    def word_logits(self, trained, word_lists: list[list[str]], batch_size: int = 32) -> list[np.ndarray]:
+        """Per sentence, [words, labels] logits: each word's first subword, from its best window (what
+        predict decodes, and what a distilled student's soft targets are made from)."""
         import torch
 
         manifest, tokenizer, model = trained.manifest, trained.tokenizer, trained.model
