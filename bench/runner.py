@@ -22,7 +22,10 @@ from domainft import atomic
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 DATASETS = ROOT.parent / "shared" / "datasets"  # real data, beside the checkout
 RECIPES_DIR = ROOT / "recipes"
-OUT = ROOT / "bench" / "out"  # run directories, splits, checkpoints: large, ignored by git
+# run directories, splits, checkpoints: large, ignored by git. Resolved: a worktree whose bench/out
+# links to another checkout's names the same run directories (`--resume` compares recipes, output.dir
+# included)
+OUT = (ROOT / "bench" / "out").resolve()
 # Results JSON: small and committed, so tables can be re-rendered from a fresh clone and a later
 # session resumes or extends them.
 RESULTS = ROOT / "bench" / "results"
