@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainft.atomic import published_once
-from domainft.bases import ResolvedBase
+from domainft.bases import ResolvedBase, folder_files
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
 from domainft.textfiles import read_texts, unseen
@@ -101,11 +101,9 @@ def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
 
 def _base_fingerprint(path: str) -> str:
     """A Hub id as itself; a folder by its weight, config and tokenizer files (name, size, mtime)."""
-    folder = Path(path)
-    if not folder.is_dir():
+    if not Path(path).is_dir():
         return path
-    parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.resolve().iterdir())
-             if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt", ".model")]
+    parts = folder_files(Path(path), (".safetensors", ".bin", ".json", ".txt", ".model"))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

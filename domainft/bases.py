@@ -76,6 +76,17 @@ class ResolvedBase:
         return f"{self.requested} ({self.source}: {self.path})"
 
 
+def folder_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """A model folder's files with these suffixes as "name:size:mtime", sorted (through links): what
+    a cache keyed on the folder's weights compares, without reading them."""
+    out = []
+    for f in sorted(Path(folder).resolve().iterdir()):
+        if f.is_file() and f.suffix in suffixes:
+            st = f.stat()
+            out.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return out
+
+
 def hub_origin(requested: str, path: str, source: str) -> str | None:
     """The Hub id a resolved base is (or is a copy of): the model card's base_model. None for a
     local directory, whose origin is not known."""

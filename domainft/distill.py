@@ -39,11 +39,11 @@ TEACHER_COLUMN = "teacher"  # the soft targets' dataset column, kept by the Trai
 
 def teacher_fingerprint(model_dir: Path) -> str:
     """What identifies a teacher's outputs: its manifest and its weight files (name, size, mtime)."""
+    from domainft.bases import folder_files
+
     h = hashlib.sha256((model_dir / "domainft.json").read_bytes())
-    for f in sorted(model_dir.iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".json"):
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for entry in folder_files(model_dir, (".safetensors", ".bin", ".json")):
+        h.update(entry.encode())
     return h.hexdigest()
 
 
