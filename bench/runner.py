@@ -137,10 +137,9 @@ def run_recipe(recipe: str | Path, overrides: Mapping | Sequence[str], out_dir: 
 def _interrupted(out_dir: Path) -> bool:
     """A run was started in out_dir (or in the hidden sibling an overwriting run builds in) and did
     not finish."""
-    from domainft.rundir import STAGING_SUFFIX, RunDir
+    from domainft.rundir import RunDir, staging_path
 
-    staging = out_dir.with_name(f".{out_dir.name}{STAGING_SUFFIX}")
-    return any(RunDir(d).is_started() and not RunDir(d).is_finished() for d in (out_dir, staging))
+    return any(RunDir(d).is_started() and not RunDir(d).is_finished() for d in (out_dir, staging_path(out_dir)))
 
 
 def run_script_json(script: Path, args: Sequence, env: Mapping | None = None) -> tuple[dict, float]:

@@ -229,12 +229,17 @@ class RunPlan:
         self.work = self.final
 
 
+def staging_path(run_dir: Path) -> Path:
+    """The hidden sibling where a run replacing the one in run_dir is built until it is complete."""
+    return run_dir.with_name(f".{run_dir.name}{STAGING_SUFFIX}")
+
+
 def plan_run(recipe: Recipe, resume: bool) -> RunPlan:
     """Check the run directory against the recipe and --resume; nothing is written or removed.
     Refuses to clobber a run by accident, to replace a directory domainft did not write, and to
     resume with another recipe."""
     final = RunDir(recipe.run_dir)  # not a file: the recipe's own validation checked it
-    staging = RunDir(final.path.with_name(f".{final.path.name}{STAGING_SUFFIX}"))
+    staging = RunDir(staging_path(final.path))
     if resume:
         return _plan_resume(recipe, final, staging)
     if not final.holds_anything():
