@@ -22,6 +22,9 @@ latency and batch-32 throughput on 400 test sentences, in the same process.
 transfer arms; a setting other than the defaults is its own arm (e.g. transfer_a0.8_t4,
 distilled_aug4: four perturbed copies of each training text labelled by the teacher), so a sweep resumes and its
 validation scores sit beside the defaults' (choose on validation; the test column is reported).
+--student BASE / --student-lr LR train the student, distilled and transfer arms on another base or
+learning rate (arms student_bert-tiny_lr0.0002, ...): the mechanism on a student further below the
+teacher than the MiniLM.
 Several copies may run at once (each on its own arms or seeds): a row is merged into the file as it
 is written, not the whole file.
 
@@ -55,6 +58,7 @@ from runner import (  # noqa: E402
 
 WORK = OUT / "distill"
 DEFAULT_ALPHA, DEFAULT_TEMPERATURE = 0.5, 2.0
+DEFAULT_STUDENT = "minilm"  # the recipes' base
 NCBI = DATASETS / "ncbi_disease"
 
 
@@ -107,25 +111,35 @@ def transfer_file(exp: Experiment) -> Path:
     return exp.transfer(WORK / f"{exp.name}_transfer.txt")
 
 
-def arm_name(arm: str, alpha: float, temperature: float, augment: int = 0) -> str:
-    """The arm's name in the results and its run directory: a distillation setting other than the
-    defaults is named in it."""
-    if arm in ("teacher", "student"):
+def arm_name(arm: str, alpha: float, temperature: float, augment: int = 0, student: str = DEFAULT_STUDENT,
+             student_lr: float | None = None) -> str:
+    """The arm's name in the results and its run directory: a student base or learning rate, and a
+    distillation setting, other than the defaults is named in it."""
+    if arm == "teacher":
         return arm
-    name = arm if (alpha, temperature) == (DEFAULT_ALPHA, DEFAULT_TEMPERATURE) else f"{arm}_a{alpha:g}_t{temperature:g}"
-    return f"{name}_aug{augment}" if augment else name
+    name = arm
+    if arm != "student" and (alpha, temperature) != (DEFAULT_ALPHA, DEFAULT_TEMPERATURE):
+        name = f"{name}_a{alpha:g}_t{temperature:g}"
+    if arm != "student" and augment:
+        name = f"{name}_aug{augment}"
+    if student != DEFAULT_STUDENT:
+        name = f"{name}_{student}"
+    return f"{name}_lr{student_lr:g}" if student_lr is not None else name
 
 
 def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT_ALPHA,
                   temperature: float = DEFAULT_TEMPERATURE, exp: Experiment | None = None,
-                  augment: int = 0) -> list[str]:
+                  augment: int = 0, student: str = DEFAULT_STUDENT, student_lr: float | None = None) -> list[str]:
     exp = exp or EXPERIMENTS["finance"]
     sets = [*REAL_DATA[exp.recipe], "export.enabled=true", f"train.seed={seed}"]
     if arm == "teacher":
         return [*sets, *exp.teacher]
+    sets.append(f"base={student}")
+    if student_lr is not None:
+        sets.append(f"train.lr={student_lr:g}")
     if arm == "student":
-        return [*sets, "base=minilm"]
-    sets += ["base=minilm", f"distill.teacher={run_dir(exp, 'teacher', teacher_seed)}",
+        return sets
+    sets += [f"distill.teacher={run_dir(exp, 'teacher', teacher_seed)}",
              f"distill.alpha={alpha}", f"distill.temperature={temperature}"]
     if augment:
         sets.append(f"distill.augment={augment}")
@@ -202,6 +216,8 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--augment", type=int, default=0, help="distill.augment for the distilled and transfer arms")
+    parser.add_argument("--student", default=DEFAULT_STUDENT, help="the student's base (student, distilled, transfer)")
+    parser.add_argument("--student-lr", type=float, default=None, help="the student's train.lr (default the recipe's)")
     parser.add_argument("--resume", action="store_true", help="read finished runs instead of training them again")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
@@ -213,12 +229,12 @@ def main() -> None:
     main_metric = exp.metrics[0]
     for arm in args.arms:
         seeds = args.teacher_seeds if arm == "teacher" else args.seeds
-        name = arm_name(arm, args.alpha, args.temperature, args.augment)
+        name = arm_name(arm, args.alpha, args.temperature, args.augment, args.student, args.student_lr)
         for seed in seeds:
             started = time.perf_counter()
             metrics = run_recipe(exp.recipe,
                                  arm_overrides(arm, seed, args.teacher_seed, args.alpha, args.temperature, exp,
-                                               args.augment),
+                                               args.augment, args.student, args.student_lr),
                                  run_dir(exp, name, seed), resume=args.resume)
             row = {m: metrics["test"][m] for m in exp.metrics}
             row[f"validation_{main_metric}"] = metrics["validation"][main_metric]
@@ -234,7 +250,9 @@ def main() -> None:
         # teacher serves at its int8 speed where it passed), the students of the first seed.
         speeds = {}
         bundles = [(f"teacher_s{seed}", run_dir(exp, "teacher", seed)) for seed in args.teacher_seeds]
-        bundles += [(arm, run_dir(exp, arm, args.seeds[0])) for arm in ("distilled", "student")]
+        bundles += [(name, run_dir(exp, name, args.seeds[0])) for name in
+                    (arm_name(arm, args.alpha, args.temperature, args.augment, args.student, args.student_lr)
+                     for arm in ("distilled", "student"))]
         for name, path in bundles:
             if (path / "onnx" / "domainft.json").is_file():
                 speeds[name] = serve_speed(path / "onnx", exp.speed_texts())
