@@ -14,13 +14,21 @@ lexicon's terms are added before adaptation, so their rows are learnt by the MLM
 as whole words). Texts that are, normalized, validation or test texts of the run are dropped; a
 share of the adaptation texts is held out, and its MLM loss is reported before and after
 (perplexity = exp(loss)) and read by early stopping.
+
+Adaptation checkpoints into a hidden sibling of the cache entry (.<name>.partial), so an interrupted
+adaptation (Ctrl-C, a killed job) continues from its last complete checkpoint the next time any run
+or `domainft adapt` asks for the same base; a lock lets only one process train a given base (the
+others wait, then read it from the cache).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import random
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ from domainft.atomic import published_once
 from domainft.bases import ResolvedBase, folder_files
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
+from domainft.rundir import RunDir
 from domainft.textfiles import read_texts, unseen
 
 REPORT_FILE = "adapt.json"  # in the adapted base's directory: what adaptation did and measured
@@ -73,17 +82,53 @@ def adapted_base(recipe, base: ResolvedBase, task, data, echo=print) -> tuple[Re
     words = task.words(data.train) if recipe.lexicon.enabled else []
     key = _cache_key(base, recipe, texts)
     out = cache_dir() / "adapted" / f"{Path(base.path).name}-{key[:16]}"
-    if (out / REPORT_FILE).is_file():
-        report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+    report = _published_report(out)
+    if report is None:
+        with _only_one_adapting(out):
+            report = _published_report(out)  # another process may have published it while this one waited
+            if report is None:
+                report = _adapt_into(out, base, recipe, texts, words, echo)
+    else:
         echo(f"adapt: cached {out} (held-out perplexity {report['perplexity']['before']:.2f} -> "
              f"{report['perplexity']['after']:.2f})")
-    else:
-        r = texts.report
-        echo(f"adapt: masked-LM training of {base.describe()} on {len(texts.train)} texts ({r['task_texts']} "
-             f"task, {r['corpus_texts']} corpus), {len(texts.held_out)} held out")
-        with published_once(out) as tmp:
-            report = train_mlm(base, recipe, texts, words, tmp, echo)
     return ResolvedBase(f"{base.requested} (adapted)", str(out), "adapted"), {**report, "dir": str(out)}
+
+
+def _published_report(out: Path) -> dict | None:
+    path = out / REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+@contextmanager
+def _only_one_adapting(out: Path):
+    """Hold the lock of one cache entry: concurrent sweeps train a base once and share its checkpoints
+    never. The lock file (empty) stays beside the entry."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(f".{out.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the adaptation of cache entry `out` checkpoints until it is published."""
+    return out.with_name(f".{out.name}.partial")
+
+
+def _adapt_into(out: Path, base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], echo) -> dict:
+    work = RunDir(partial_dir(out))
+    work.remove_incomplete_checkpoints()  # a kill during a save
+    resume = work.last_checkpoint()
+    r = texts.report
+    echo(f"adapt: masked-LM training of {base.describe()} on {len(texts.train)} texts ({r['task_texts']} "
+         f"task, {r['corpus_texts']} corpus), {len(texts.held_out)} held out"
+         + (f"; continuing the interrupted adaptation from {Path(resume).name}" if resume else ""))
+    with published_once(out) as tmp:
+        report = train_mlm(base, recipe, texts, words, tmp, echo, work=work.path, resume=resume)
+    shutil.rmtree(work.path, ignore_errors=True)
+    return report
 
 
 def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
@@ -107,13 +152,15 @@ def _base_fingerprint(path: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo) -> dict:
-    """MLM-train `base` on the texts; save it (and adapt.json) into `out`. The report."""
+def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo,
+              work: Path, resume: str | None = None) -> dict:
+    """MLM-train `base` on the texts, checkpointing into work/checkpoints (continuing from the
+    checkpoint `resume`); save it (and adapt.json) into `out`. The report."""
     import math
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-    from domainft.callbacks import EarlyStopping
+    from domainft.callbacks import EarlyStopping, ProgressFile
     from domainft.distributed import has_accelerator
     from domainft.lexicon import inject_lexicon
 
@@ -142,7 +189,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     collator, masking = _collator(tokenizer, spec)
     restore = predict_masked_positions_only(model)
     args = TrainingArguments(
-        output_dir=str(out / ".checkpoints"), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
+        output_dir=str(RunDir(work).checkpoints), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
         learning_rate=spec.lr, warmup_ratio=0.06, weight_decay=0.01, seed=spec.seed, data_seed=spec.seed,
         eval_strategy="steps" if spec.eval_every else "epoch", save_strategy="steps" if spec.eval_every else "epoch",
@@ -151,27 +198,32 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True,
         # the held-out loss only (no logits kept); the collator reads the offsets and special-token
         # masks, then drops them
-        prediction_loss_only=True, remove_unused_columns=False)
+        prediction_loss_only=True, remove_unused_columns=False,
+        restore_callback_states_from_checkpoint=True)  # early stopping's count, on a resume
+    progress = ProgressFile(Path(work) / "progress.json", started, resume is not None)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held, data_collator=collator,
-                      callbacks=[EarlyStopping("loss", False, spec.patience, 0.0)])
+                      callbacks=[EarlyStopping("loss", False, spec.patience, 0.0), progress])
     trainer.remove_callback(PrinterCallback)  # the report says what matters
-    before = trainer.evaluate()["eval_loss"]
-    warmup = _warm_up_head(trainer, new_head, spec.head_warmup_steps) if new_head and spec.head_warmup_steps else None
-    trainer.train()
+    before = trainer.evaluate()["eval_loss"]  # the same initial model on a resume: the head's init is seeded
+    if resume:  # the warm-up ran before the first checkpoint; the checkpoint holds its result
+        warmup = progress.facts.get("head_warmup")
+    else:
+        warmup = (_warm_up_head(trainer, new_head, spec.head_warmup_steps)
+                  if new_head and spec.head_warmup_steps else None)
+        progress.facts["head_warmup"] = warmup
+    trainer.train(resume_from_checkpoint=resume)
     after = trainer.evaluate()["eval_loss"]
     restore()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    import shutil
-
-    shutil.rmtree(out / ".checkpoints", ignore_errors=True)
     report = {"base": base.describe(), "texts": texts.report, "settings": spec.model_dump(mode="json"),
               "masking": masking, "new_head": new_head, "head_warmup": warmup,
               "lexicon": injection.report() if injection else None,
               "loss": {"before": before, "after": after},
               "perplexity": {"before": math.exp(before), "after": math.exp(after)},
               "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
-              "wall_time_s": round(time.perf_counter() - started, 1)}
+              "resumed_from_step": int(Path(resume).name.rsplit("-", 1)[-1]) if resume else None,
+              "wall_time_s": round(progress.seconds(), 1)}
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     echo(f"adapt: held-out perplexity {report['perplexity']['before']:.2f} -> {report['perplexity']['after']:.2f} "
          f"in {report['wall_time_s']:.0f} s ({report['steps']} steps)")

@@ -1,8 +1,10 @@
-"""Small single-purpose Trainer callbacks: strict early stopping, a readable progress line, and
-wall-clock stamps on the training history."""
+"""Small single-purpose Trainer callbacks: strict early stopping, a readable progress line,
+wall-clock stamps on the training history, and a progress file beside the checkpoints."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState, ProgressCallback
@@ -69,6 +71,25 @@ class ElapsedTime(TrainerCallback):
         # The Trainer has just appended (a copy of) `logs` to the history.
         if state.log_history and self.started is not None:
             state.log_history[-1]["elapsed_s"] = round(time.perf_counter() - self.started, 2)
+
+
+class ProgressFile(TrainerCallback):
+    """At every checkpoint, a JSON file of what a resumed job needs and the Trainer does not keep: the
+    seconds spent up to that checkpoint (over every attempt), its step, and `facts` the job adds (the
+    MLM head warm-up's result). With `resume`, the file an earlier attempt left is read back first."""
+
+    def __init__(self, path: Path, started: float, resume: bool):
+        self.path, self.started = Path(path), started
+        self.facts = json.loads(self.path.read_text(encoding="utf-8")) if resume and self.path.is_file() else {}
+
+    def seconds(self) -> float:
+        """Seconds of the earlier attempts (up to the checkpoint this one continued from) and this one."""
+        return self.facts.get("seconds", 0.0) + time.perf_counter() - self.started
+
+    def on_save(self, args, state, control, **kwargs):
+        from domainft.atomic import write_text
+
+        write_text(self.path, json.dumps({**self.facts, "seconds": self.seconds(), "step": state.global_step}))
 
 
 SHOWN = ("loss", "accuracy", "macro_f1", "mse", "pearson", "perplexity", "exact_match", "token_f1")

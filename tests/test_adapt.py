@@ -105,6 +105,42 @@ def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, m
     assert not [w for w in recwarn if "hub_token" in str(w.message)]  # no placeholder token passed on
 
 
+def test_an_interrupted_adaptation_continues_from_its_last_checkpoint(tiny_base, tmp_path, monkeypatch):
+    """A kill after the step-4 checkpoint publishes nothing; the next request for the same base
+    continues from that checkpoint (not from the start), publishes it and removes its checkpoints."""
+    from domainft import adapt, callbacks
+    from domainft.bases import ResolvedBase
+    from domainft.prepare import read_data
+    from domainft.tasks import get_task
+
+    r = recipe(tiny_base, tmp_path / "run", adapt={**ADAPT, "max_steps": 6, "eval_every": 2, "patience": 10})
+    task = get_task("classification")
+    data = read_data(task, r)
+    base = ResolvedBase(str(tiny_base), str(tiny_base), "folder")
+    save = callbacks.ProgressFile.on_save
+
+    def killed_after_step_4(self, args, state, control, **kwargs):
+        save(self, args, state, control, **kwargs)
+        if state.global_step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.ProgressFile, "on_save", killed_after_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        adapt.adapted_base(r, base, task, data, echo=lambda *a: None)
+    partial, = (p for p in adapt.cache_dir().joinpath("adapted").iterdir() if p.name.endswith(".partial"))
+    assert {c.name for c in (partial / "checkpoints").glob("checkpoint-*")} >= {"checkpoint-4"}
+    assert not partial.with_name(partial.name[1:].removesuffix(".partial")).exists()  # nothing published
+
+    monkeypatch.setattr(callbacks.ProgressFile, "on_save", save)
+    said = []
+    resumed, report = adapt.adapted_base(r, base, task, data, echo=said.append)
+    assert report["resumed_from_step"] == 4 and report["steps"] == 6
+    assert "continuing the interrupted adaptation from checkpoint-4" in said[0]
+    assert not partial.exists() and (adapt.Path(resumed.path) / "config.json").is_file()
+    again, _ = adapt.adapted_base(r, base, task, data, echo=said.append)
+    assert again.path == resumed.path and said[-1].startswith("adapt: cached")
+
+
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
     lines = (contract.ROOT / "data" / "finance_sentiment_sample.txt").read_text(encoding="latin-1").splitlines()
     corpus = tmp_path / "news.txt"
