@@ -14,7 +14,8 @@ Targets, one per student row (a text's windows share its text's target):
                   first subword of that word
 The teacher reads every text with its own tokenizer and windows, so teacher and student need not
 share a vocabulary; they must share the labels. Its outputs are computed once and cached (by the
-teacher's weights and the texts), so a sweep over seeds asks it once. A transfer text that is, after
+teacher's weights, text by text), so a sweep over seeds asks it once and a run that adds transfer
+or augmented texts asks it for those only. A transfer text that is, after
 normalization, a training, validation or test text of the run is dropped (and counted).
 """
 from __future__ import annotations
@@ -47,28 +48,44 @@ def teacher_fingerprint(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[list[np.ndarray], bool]:
-    """compute(items) -> one array per item, cached under $DOMAINFT_CACHE/teacher_targets by the
-    teacher and the items. (arrays, whether they came from the cache)."""
-    key = hashlib.sha256(teacher_fingerprint(model_dir).encode())
-    key.update(kind.encode())
-    key.update(json.dumps(items, ensure_ascii=False).encode())
-    path = cache_dir() / "teacher_targets" / f"{key.hexdigest()[:32]}.npz"
-    if path.is_file():
-        with np.load(path) as stored:
-            flat, lengths = stored["flat"], stored["lengths"]
-        return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else [], True
-    arrays = compute(items)
-    flat = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in arrays]) \
-        if arrays else np.zeros((0, 1), np.float32)
-    lengths = np.array([np.asarray(a).reshape(-1, a.shape[-1]).shape[0] for a in arrays], dtype=np.int64)
+def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[list[np.ndarray], int]:
+    """compute(items) -> one array per item, cached item by item under
+    $DOMAINFT_CACHE/teacher_targets/<teacher>-<kind>/ (the teacher by its weights, an item by its
+    content), so a run that adds texts (transfer, augmented copies, another student's split) asks the
+    teacher for the new ones only. (one array per item, how many items were computed now)."""
+    store = cache_dir() / "teacher_targets" / f"{teacher_fingerprint(model_dir)[:32]}-{kind}"
+    keys = [hashlib.sha256(json.dumps(x, ensure_ascii=False).encode()).hexdigest()[:32] for x in items]
+    known = _read_store(store)
+    missing = list(dict.fromkeys(k for k in keys if k not in known))  # each new item once, in order
+    if missing:
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        arrays = [np.asarray(a, dtype=np.float32) for a in compute([items[first[k]] for k in missing])]
+        arrays = [a.reshape(-1, a.shape[-1]) for a in arrays]
+        _write_chunk(store, missing, arrays)
+        known.update(zip(missing, arrays))
+    return [known[k] for k in keys], len(missing)
+
+
+def _read_store(store: Path) -> dict[str, np.ndarray]:
+    known: dict[str, np.ndarray] = {}
+    for chunk in sorted(store.glob("*.npz")) if store.is_dir() else []:
+        with np.load(chunk) as stored:
+            keys, flat, lengths = stored["keys"], stored["flat"], stored["lengths"]
+        known.update(zip((k.decode() for k in keys), np.split(flat, np.cumsum(lengths)[:-1])))
+    return known
+
+
+def _write_chunk(store: Path, keys: list[str], arrays: list[np.ndarray]) -> None:
+    """One file of new items, named by them: concurrent runs write different files or the same one
+    with the same content; the write is atomic, so no run reads half a file."""
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, flat=flat, lengths=lengths)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, buffer.getvalue())  # atomic: a concurrent run never reads half a file
-    return [a.reshape(-1, a.shape[-1]) for a in arrays], False
+    np.savez(buffer, keys=np.array(keys, dtype="S32"), flat=np.concatenate(arrays),
+             lengths=np.array([len(a) for a in arrays], dtype=np.int64))
+    store.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256("".join(keys).encode()).hexdigest()[:32]
+    write_bytes(store / f"{name}.npz", buffer.getvalue())
 
 
 def load_teacher(teacher_dir: Path, task: str, student_labels: list[str]):
@@ -121,9 +138,9 @@ def with_teacher(prepared, teacher_dir: Path, echo=print):
          f"{len(data.train)} training texts" + (f" + {len(files)} transfer texts" if spec.transfer else "")
          + (f" + {len(copies)} augmented copies" if spec.augment else ""))
     if task.name == "ner":
-        train, cached = _ner_targets(teacher, teacher_dir, order, prepared, transfer)
+        train, computed = _ner_targets(teacher, teacher_dir, order, prepared, transfer)
     else:
-        train, cached = _text_targets(teacher, teacher_dir, order, prepared, transfer)
+        train, computed = _text_targets(teacher, teacher_dir, order, prepared, transfer)
     report = {"teacher": str(teacher_dir), "teacher_base": teacher.manifest["base"].get("requested"),
               "teacher_trained_here": spec.teacher is None,  # distill.teacher_base: trained (or cached) first
               "teacher_test": _teacher_scores(teacher_dir),
@@ -131,7 +148,8 @@ def with_teacher(prepared, teacher_dir: Path, echo=print):
               "transfer": {"files": [str(p) for p in spec.transfer], "texts": len(files),
                            "dropped_known_or_repeated": dropped},
               "augment": {"copies": spec.augment, "texts": len(copies), "dropped_known_or_repeated": dropped_copies},
-              "train_rows": len(train), "teacher_outputs_cached": cached,
+              "train_rows": len(train), "teacher_outputs_cached": computed == 0,
+              "teacher_outputs_computed": computed,  # texts new to the cache, the others read from it
               "seconds": round(time.perf_counter() - started, 1)}
     return train, report
 
@@ -183,14 +201,14 @@ def _text_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[st
     def compute(batch_items):
         return [teacher.logits(batch_items[i:i + 32]) for i in range(0, len(batch_items), 32)]
 
-    chunks, cached = cached_targets(teacher_model_dir(teacher_dir), items,
-                                    lambda xs: [np.concatenate(compute(xs))] if xs else [], "text")
-    logits = chunks[0][:, order] if chunks else np.zeros((0, len(order)), np.float32)
+    rows, computed = cached_targets(teacher_model_dir(teacher_dir), items,
+                                    lambda xs: list(np.concatenate(compute(xs))) if xs else [], "text")
+    logits = np.concatenate(rows)[:, order] if rows else np.zeros((0, len(order)), np.float32)
     train = prepared.encoded["train"]
     rows_of = train["example"] if "example" in train.column_names else list(range(len(train)))
     train = train.add_column(TEACHER_COLUMN, [logits[i].tolist() for i in rows_of])
     if not transfer:
-        return train, cached
+        return train, computed
     examples = [Example(text=t, label="", source="distill.transfer", line=n + 1) for n, t in enumerate(transfer)]
     columns, rows = encode_inputs(examples, prepared.tokenizer, recipe.data)
     n_labels = len(data.labels)
@@ -199,7 +217,7 @@ def _text_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[st
     if "example" in columns:
         columns["example"] = [len(data.train) + r for r in rows]
     columns[TEACHER_COLUMN] = [logits[len(data.train) + r].tolist() for r in rows]
-    return concatenate_datasets([train, _dataset_like(train, columns)]), cached
+    return concatenate_datasets([train, _dataset_like(train, columns)]), computed
 
 
 def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str]):
@@ -210,8 +228,8 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
 
     recipe, data, tokenizer = prepared.recipe, prepared.data, prepared.tokenizer
     word_lists = [list(s.words) for s in data.train] + [words_with_offsets(t)[0] for t in transfer]
-    logits, cached = cached_targets(teacher_model_dir(teacher_dir), word_lists,
-                                    lambda lists: teacher.task.word_logits(teacher, lists), "ner")
+    logits, computed = cached_targets(teacher_model_dir(teacher_dir), word_lists,
+                                      lambda lists: teacher.task.word_logits(teacher, lists), "ner")
     # log-probabilities (log-softmax of the logits): softmax(log p / T) is the teacher's distribution
     # at temperature T, and a row of them is never all 0, the "no target" mark below
     logp = [_log_softmax(x[:, order]) for x in logits]
@@ -224,7 +242,7 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
     train = prepared.encoded["train"]
     train = train.add_column(TEACHER_COLUMN, [targets(s, wi) for s, wi in zip(train["sentence"], train["word_index"])])
     if not transfer:
-        return train, cached
+        return train, computed
     columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [], "sentence": [],
                                 "word_index": [], TEACHER_COLUMN: []}
     for k, words in enumerate(word_lists[len(data.train):], start=len(data.train)):
@@ -235,7 +253,7 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
             columns["sentence"].append(k)
             columns["word_index"].append(word_index)
             columns[TEACHER_COLUMN].append(targets(k, word_index))
-    return concatenate_datasets([train, _dataset_like(train, columns)]), cached
+    return concatenate_datasets([train, _dataset_like(train, columns)]), computed
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -61,7 +61,14 @@ def test_teacher_outputs_are_cached_and_the_card_names_the_teacher(teachers, tin
                                         teachers["classification"]))
     assert first.metrics["distill"]["teacher_outputs_cached"] is False
     assert second.metrics["distill"]["teacher_outputs_cached"] is True
-    assert list((tmp_path / "cache" / "teacher_targets").glob("*.npz"))
+    assert second.metrics["distill"]["teacher_outputs_computed"] == 0
+    assert list((tmp_path / "cache" / "teacher_targets").rglob("*.npz"))
+    transfer = tmp_path / "headlines.txt"
+    transfer.write_text("\n".join(f"Company {i} reports sales of EUR {i}.5 mn ." for i in range(7)) + "\n",
+                        encoding="utf-8")
+    third = contract.quiet_run(student("classification", "full", tiny_base, tmp_path / "c", teachers["classification"],
+                                       transfer=[str(transfer)]))
+    assert third.metrics["distill"]["teacher_outputs_computed"] == 7  # the new texts only, text by text
     for card in (first.model_dir / "README.md", first.bundle_dir / "README.md"):
         text = card.read_text(encoding="utf-8")
         assert "Distilled from" in text and str(teachers["classification"]) in text, card
