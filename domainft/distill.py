@@ -57,13 +57,35 @@ def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[li
     keys = [hashlib.sha256(json.dumps(x, ensure_ascii=False).encode()).hexdigest()[:32] for x in items]
     known = _read_store(store)
     missing = list(dict.fromkeys(k for k in keys if k not in known))  # each new item once, in order
+    computed = 0
     if missing:
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
-        arrays = [np.asarray(a, dtype=np.float32) for a in compute([items[first[k]] for k in missing])]
+        earlier = _list_cached_before(model_dir, items, kind)
+        if earlier is not None:
+            arrays = [earlier[first[k]] for k in missing]
+        else:
+            arrays = [np.asarray(a, dtype=np.float32) for a in compute([items[first[k]] for k in missing])]
+            computed = len(missing)
         arrays = [a.reshape(-1, a.shape[-1]) for a in arrays]
         _write_chunk(store, missing, arrays)
         known.update(zip(missing, arrays))
-    return [known[k] for k in keys], len(missing)
+    return [known[k] for k in keys], computed
+
+
+def _list_cached_before(model_dir: Path, items: list, kind: str) -> list[np.ndarray] | None:
+    """One array per item from the file an earlier domainft version cached for exactly this list of
+    items (teacher_targets/<hash of teacher, kind, list>.npz: for texts one (n, labels) array), so
+    outputs computed before the per-text store are not computed again; None if there is none."""
+    key = hashlib.sha256(teacher_fingerprint(model_dir).encode())
+    key.update(kind.encode())
+    key.update(json.dumps(items, ensure_ascii=False).encode())
+    path = cache_dir() / "teacher_targets" / f"{key.hexdigest()[:32]}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        flat, lengths = stored["flat"], stored["lengths"]
+    arrays = list(flat[:, None, :]) if kind == "text" else np.split(flat, np.cumsum(lengths)[:-1])
+    return arrays if len(arrays) == len(items) else None
 
 
 def _read_store(store: Path) -> dict[str, np.ndarray]:

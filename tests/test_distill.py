@@ -74,6 +74,32 @@ def test_teacher_outputs_are_cached_and_the_card_names_the_teacher(teachers, tin
         assert "Distilled from" in text and str(teachers["classification"]) in text, card
 
 
+def test_teacher_outputs_an_earlier_version_cached_for_a_whole_list_are_read(teachers, tmp_path, monkeypatch):
+    """Before the per-text store, outputs were cached in one file per list of texts: such a file is
+    read into the store instead of asking the teacher again."""
+    import hashlib
+
+    from domainft import distill
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    model_dir = distill.teacher_model_dir(teachers["classification"])
+    items = ["Sales rose .", "Profit fell .", "Sales rose ."]
+    key = hashlib.sha256(distill.teacher_fingerprint(model_dir).encode())
+    key.update(b"text")
+    key.update(json.dumps(items).encode())
+    old = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3]], dtype=np.float32)
+    (tmp_path / "cache" / "teacher_targets").mkdir(parents=True)
+    np.savez(tmp_path / "cache" / "teacher_targets" / f"{key.hexdigest()[:32]}.npz", flat=old, lengths=np.array([3]))
+
+    def never(xs):
+        raise AssertionError("the teacher was asked again")
+
+    rows, computed = distill.cached_targets(model_dir, items, never, "text")
+    assert computed == 0 and np.array_equal(np.concatenate(rows), old)
+    rows, _ = distill.cached_targets(model_dir, items[:2], never, "text")  # now from the per-text store
+    assert np.array_equal(np.concatenate(rows), old[:2])
+
+
 def test_transfer_texts_join_training_and_known_texts_are_dropped(teachers, tiny_base, tmp_path):
     sample = contract.ROOT / "data" / "finance_sentiment_sample.txt"
     lines = sample.read_text(encoding="latin-1").splitlines()
