@@ -102,7 +102,13 @@ def _published_report(out: Path) -> dict | None:
 @contextmanager
 def _only_one_adapting(out: Path):
     """Hold the lock of one cache entry: concurrent sweeps train a base once and share its checkpoints
-    never. The lock file (empty) stays beside the entry."""
+    never. The lock file (empty) stays beside the entry. The ranks of one torchrun job take no lock:
+    they train the base together (one Trainer, DDP) and would wait on each other for ever."""
+    from domainft.distributed import world
+
+    if world().distributed:
+        yield
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(f".{out.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -118,8 +124,11 @@ def partial_dir(out: Path) -> Path:
 
 
 def _adapt_into(out: Path, base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], echo) -> dict:
+    from domainft.distributed import is_main
+
     work = RunDir(partial_dir(out))
-    work.remove_incomplete_checkpoints()  # a kill during a save
+    if is_main():  # (the ranks of a torchrun job share the directory, as the Trainer's output_dir)
+        work.remove_incomplete_checkpoints()  # a kill during a save
     resume = work.last_checkpoint()
     r = texts.report
     echo(f"adapt: masked-LM training of {base.describe()} on {len(texts.train)} texts ({r['task_texts']} "

@@ -141,6 +141,34 @@ def test_an_interrupted_adaptation_continues_from_its_last_checkpoint(tiny_base,
     assert again.path == resumed.path and said[-1].startswith("adapt: cached")
 
 
+def test_one_process_adapts_a_base_and_the_ranks_of_one_job_do_not_wait(tmp_path, monkeypatch):
+    import fcntl
+    import threading
+
+    from domainft.adapt import _only_one_adapting
+
+    out = tmp_path / "adapted" / "model-abc"
+    out.parent.mkdir()
+    entered = threading.Event()
+
+    def second_process():
+        with _only_one_adapting(out):
+            entered.set()
+
+    with open(out.with_name(".model-abc.lock"), "w") as held:  # another process is adapting it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=second_process)
+        waiting.start()
+        assert not entered.wait(0.3)  # waits for it
+        monkeypatch.setenv("WORLD_SIZE", "2")  # a rank of a torchrun job: its peers hold no lock
+        with _only_one_adapting(out):
+            pass
+        monkeypatch.delenv("WORLD_SIZE")
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(5)
+    assert entered.is_set()
+
+
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
     lines = (contract.ROOT / "data" / "finance_sentiment_sample.txt").read_text(encoding="latin-1").splitlines()
     corpus = tmp_path / "news.txt"
