@@ -89,6 +89,8 @@ class ProgressFile(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         from domainft.atomic import write_text
 
+        if not state.is_world_process_zero:  # one writer, as for the checkpoint itself
+            return
         write_text(self.path, json.dumps({**self.facts, "seconds": self.seconds(), "step": state.global_step}))
 
 
