@@ -36,7 +36,7 @@ from domainft.atomic import published_once
 from domainft.bases import ResolvedBase, folder_files
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
-from domainft.rundir import RunDir
+from domainft.rundir import RunDir, checkpoint_step
 from domainft.textfiles import read_texts, unseen
 
 REPORT_FILE = "adapt.json"  # in the adapted base's directory: what adaptation did and measured
@@ -135,7 +135,7 @@ def _adapt_into(out: Path, base: ResolvedBase, recipe, texts: AdaptationTexts, w
          f"task, {r['corpus_texts']} corpus), {len(texts.held_out)} held out"
          + (f"; continuing the interrupted adaptation from {Path(resume).name}" if resume else ""))
     with published_once(out) as tmp:
-        report = train_mlm(base, recipe, texts, words, tmp, echo, work=work.path, resume=resume)
+        report = train_mlm(base, recipe, texts, words, tmp, echo, work=work, resume=resume)
     shutil.rmtree(work.path, ignore_errors=True)
     return report
 
@@ -162,8 +162,8 @@ def _base_fingerprint(path: str) -> str:
 
 
 def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo,
-              work: Path, resume: str | None = None) -> dict:
-    """MLM-train `base` on the texts, checkpointing into work/checkpoints (continuing from the
+              work: RunDir, resume: str | None = None) -> dict:
+    """MLM-train `base` on the texts, checkpointing into work.checkpoints (continuing from the
     checkpoint `resume`); save it (and adapt.json) into `out`. The report."""
     import math
 
@@ -198,7 +198,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     collator, masking = _collator(tokenizer, spec)
     restore = predict_masked_positions_only(model)
     args = TrainingArguments(
-        output_dir=str(RunDir(work).checkpoints), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
+        output_dir=str(work.checkpoints), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
         learning_rate=spec.lr, warmup_ratio=0.06, weight_decay=0.01, seed=spec.seed, data_seed=spec.seed,
         eval_strategy="steps" if spec.eval_every else "epoch", save_strategy="steps" if spec.eval_every else "epoch",
@@ -209,7 +209,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         # masks, then drops them
         prediction_loss_only=True, remove_unused_columns=False,
         restore_callback_states_from_checkpoint=True)  # early stopping's count, on a resume
-    progress = ProgressFile(Path(work) / "progress.json", started, resume is not None)
+    progress = ProgressFile(work.path / "progress.json", started, resume is not None)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held, data_collator=collator,
                       callbacks=[EarlyStopping("loss", False, spec.patience, 0.0), progress])
     trainer.remove_callback(PrinterCallback)  # the report says what matters
@@ -231,7 +231,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
               "loss": {"before": before, "after": after},
               "perplexity": {"before": math.exp(before), "after": math.exp(after)},
               "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
-              "resumed_from_step": int(Path(resume).name.rsplit("-", 1)[-1]) if resume else None,
+              "resumed_from_step": checkpoint_step(resume) if resume else None,
               "wall_time_s": round(progress.seconds(), 1)}
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     echo(f"adapt: held-out perplexity {report['perplexity']['before']:.2f} -> {report['perplexity']['after']:.2f} "

@@ -75,7 +75,7 @@ class ElapsedTime(TrainerCallback):
 
 class ProgressFile(TrainerCallback):
     """At every checkpoint, a JSON file of what a resumed job needs and the Trainer does not keep: the
-    seconds spent up to that checkpoint (over every attempt), its step, and `facts` the job adds (the
+    seconds spent up to that checkpoint (over every attempt) and `facts` the job adds (the
     MLM head warm-up's result). With `resume`, the file an earlier attempt left is read back first."""
 
     def __init__(self, path: Path, started: float, resume: bool):
@@ -91,7 +91,7 @@ class ProgressFile(TrainerCallback):
 
         if not state.is_world_process_zero:  # one writer, as for the checkpoint itself
             return
-        write_text(self.path, json.dumps({**self.facts, "seconds": self.seconds(), "step": state.global_step}))
+        write_text(self.path, json.dumps({**self.facts, "seconds": self.seconds()}))
 
 
 SHOWN = ("loss", "accuracy", "macro_f1", "mse", "pearson", "perplexity", "exact_match", "token_f1")

@@ -11,6 +11,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log(softmax(logits)) without its underflow to -inf for a very unlikely class."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
 def pool_rows(logits: np.ndarray, rows_of, how: str = "mean") -> np.ndarray:
     """One row of logits per example from the rows of its windows (`rows_of[i]`: the example of
     row i, rows of an example adjacent and examples in order): their mean, or max."""

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from domainft.atomic import write_bytes
+from domainft.decode import log_softmax
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
 from domainft.tasks.base import IGNORE
@@ -53,14 +54,15 @@ def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[li
     $DOMAINFT_CACHE/teacher_targets/<teacher>-<kind>/ (the teacher by its weights, an item by its
     content), so a run that adds texts (transfer, augmented copies, another student's split) asks the
     teacher for the new ones only. (one array per item, how many items were computed now)."""
-    store = cache_dir() / "teacher_targets" / f"{teacher_fingerprint(model_dir)[:32]}-{kind}"
+    teacher = teacher_fingerprint(model_dir)
+    store = cache_dir() / "teacher_targets" / f"{teacher[:32]}-{kind}"
     keys = [hashlib.sha256(json.dumps(x, ensure_ascii=False).encode()).hexdigest()[:32] for x in items]
     known = _read_store(store)
     missing = list(dict.fromkeys(k for k in keys if k not in known))  # each new item once, in order
     computed = 0
     if missing:
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
-        earlier = _list_cached_before(model_dir, items, kind)
+        earlier = _list_cached_before(teacher, items, kind)
         if earlier is not None:
             arrays = [earlier[first[k]] for k in missing]
         else:
@@ -72,11 +74,11 @@ def cached_targets(model_dir: Path, items: list, compute, kind: str) -> tuple[li
     return [known[k] for k in keys], computed
 
 
-def _list_cached_before(model_dir: Path, items: list, kind: str) -> list[np.ndarray] | None:
+def _list_cached_before(teacher: str, items: list, kind: str) -> list[np.ndarray] | None:
     """One array per item from the file an earlier domainft version cached for exactly this list of
     items (teacher_targets/<hash of teacher, kind, list>.npz: for texts one (n, labels) array), so
     outputs computed before the per-text store are not computed again; None if there is none."""
-    key = hashlib.sha256(teacher_fingerprint(model_dir).encode())
+    key = hashlib.sha256(teacher.encode())
     key.update(kind.encode())
     key.update(json.dumps(items, ensure_ascii=False).encode())
     path = cache_dir() / "teacher_targets" / f"{key.hexdigest()[:32]}.npz"
@@ -254,7 +256,7 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
                                       lambda lists: teacher.task.word_logits(teacher, lists), "ner")
     # log-probabilities (log-softmax of the logits): softmax(log p / T) is the teacher's distribution
     # at temperature T, and a row of them is never all 0, the "no target" mark below
-    logp = [_log_softmax(x[:, order]) for x in logits]
+    logp = [log_softmax(x[:, order]).astype(np.float32) for x in logits]
     n_labels = len(data.labels)
     none = [0.0] * n_labels  # "no target" (a later subword, a special token): log-probabilities are never all 0
 
@@ -276,11 +278,6 @@ def _ner_targets(teacher, teacher_dir: Path, order, prepared, transfer: list[str
             columns["word_index"].append(word_index)
             columns[TEACHER_COLUMN].append(targets(k, word_index))
     return concatenate_datasets([train, _dataset_like(train, columns)]), computed
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    return (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))).astype(np.float32)
 
 
 def _dataset_like(train, columns: dict):

@@ -27,7 +27,7 @@ from domainft.precision import Precision, choose_precision
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
-from domainft.rundir import REPORT_DIR, RunDir, RunPlan, plan_run
+from domainft.rundir import REPORT_DIR, RunDir, RunPlan, checkpoint_step, plan_run
 from domainft.training import build_trainer, check_training_setup
 
 
@@ -304,7 +304,7 @@ def _train_stats(state, recipe: Recipe, n_train: int, settings: TrainSettings) -
         "stopped_early": state.global_step < state.max_steps,
         "best_metric_name": recipe.train.early_stopping.metric,
         "best_metric": state.best_metric,
-        "best_step": int(state.best_model_checkpoint.rsplit("-", 1)[-1]) if state.best_model_checkpoint else None,
+        "best_step": checkpoint_step(state.best_model_checkpoint) if state.best_model_checkpoint else None,
         "examples_per_s": round(epochs * n_train / wall, 2) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         **_cuda_peak(),

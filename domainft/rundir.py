@@ -118,7 +118,7 @@ class RunDir:
         complete, incomplete = [], []
         if not self.checkpoints.is_dir():
             return complete, incomplete
-        for d in sorted(self.checkpoints.glob("checkpoint-*"), key=_step_of):
+        for d in sorted(self.checkpoints.glob("checkpoint-*"), key=checkpoint_step):
             (complete if _is_complete(d) else incomplete).append(d)
         return complete, incomplete
 
@@ -283,8 +283,9 @@ def _plan_resume(recipe: Recipe, final: RunDir, staging: RunDir) -> RunPlan:
     return RunPlan(final, work, resume=True, checkpoint=checkpoint, trained=trained)
 
 
-def _step_of(path: Path) -> int:
-    tail = path.name.rsplit("-", 1)[-1]
+def checkpoint_step(path: str | Path) -> int:
+    """The step a checkpoint-<step> directory is named for (-1 if it is not so named)."""
+    tail = Path(path).name.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else -1
 
 
@@ -293,7 +294,7 @@ def _is_complete(checkpoint: Path) -> bool:
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return state.get("global_step") == _step_of(checkpoint)
+    return state.get("global_step") == checkpoint_step(checkpoint)
 
 
 def write_manifest(model_dir: Path, manifest: dict) -> None:
