@@ -13,7 +13,8 @@ Arms (the task's recipe on its real data and split; seeds are train.seed):
                MedQuAD (runner.medical_domain_texts); a text that is one of the run's own texts (after
                normalization) is dropped by domainft itself
 Then the teacher's and the students' bundles (int8 where the export gate kept it, else fp32): batch-1
-latency and batch-32 throughput on 400 test sentences, in the same process.
+latency and batch-32 throughput on 400 test sentences, in the same process (every --teacher-seeds
+teacher; the distilled, transfer and student runs of the first of --seeds that are on disk).
 
     python bench/distill.py [--task finance|ncbi] [--seeds 13 14 15] [--teacher-seeds 13]
         [--arms teacher student distilled transfer] [--alpha A] [--temperature T] [--resume]
@@ -247,12 +248,13 @@ def main() -> None:
                   f"{100 * row[f'validation_{main_metric}']:.1f}; {time.perf_counter() - started:.0f} s)", flush=True)
     if not args.no_speed:
         # Every teacher seed's bundle (the export gate keeps int8 for some seeds and not others: the
-        # teacher serves at its int8 speed where it passed), the students of the first seed.
+        # teacher serves at its int8 speed where it passed), the students of the first seed (those
+        # whose run directory is here).
         speeds = {}
         bundles = [(f"teacher_s{seed}", run_dir(exp, "teacher", seed)) for seed in args.teacher_seeds]
         bundles += [(name, run_dir(exp, name, args.seeds[0])) for name in
                     (arm_name(arm, args.alpha, args.temperature, args.augment, args.student, args.student_lr)
-                     for arm in ("distilled", "student"))]
+                     for arm in ("distilled", "transfer", "student"))]
         for name, path in bundles:
             if (path / "onnx" / "domainft.json").is_file():
                 speeds[name] = serve_speed(path / "onnx", exp.speed_texts())

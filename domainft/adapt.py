@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from domainft.atomic import published_once
+from domainft.atomic import published_once, signals_raise
 from domainft.bases import ResolvedBase, folder_files
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
@@ -134,7 +134,7 @@ def _adapt_into(out: Path, base: ResolvedBase, recipe, texts: AdaptationTexts, w
     echo(f"adapt: masked-LM training of {base.describe()} on {len(texts.train)} texts ({r['task_texts']} "
          f"task, {r['corpus_texts']} corpus), {len(texts.held_out)} held out"
          + (f"; continuing the interrupted adaptation from {Path(resume).name}" if resume else ""))
-    with published_once(out) as tmp:
+    with signals_raise(), published_once(out) as tmp:  # SIGTERM / SIGHUP remove tmp as Ctrl-C does
         report = train_mlm(base, recipe, texts, words, tmp, echo, work=work, resume=resume)
     shutil.rmtree(work.path, ignore_errors=True)
     return report

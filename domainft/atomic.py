@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,3 +89,28 @@ def published_once(final: Path):
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def signals_raise():
+    """SIGTERM and SIGHUP (`kill`, `timeout`, a closed terminal, a CI job cancelled) raise SystemExit
+    while the block runs, so that cleanup (the staged bundle, scratch files) runs as on Ctrl-C;
+    their default action ends the process on the spot. Handlers an application installed are left
+    alone, and so is every thread but the main one (only it can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    saved = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            saved[number] = signal.signal(number, raise_exit)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)

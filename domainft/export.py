@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import signal
 import tempfile
-import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from domainft import __version__
-from domainft.atomic import staged_dir
+from domainft.atomic import signals_raise, staged_dir
 from domainft.card import bundle_card
 from domainft.errors import DomainftError
 from domainft.model import load
@@ -243,31 +241,6 @@ def scratch_dir(staging: Path):
     finally:
         tempfile.tempdir = saved
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextmanager
-def signals_raise():
-    """SIGTERM and SIGHUP (`kill`, `timeout`, a closed terminal, a CI job cancelled) raise SystemExit
-    while the block runs, so that cleanup (the staged bundle, scratch files) runs as on Ctrl-C;
-    their default action ends the process on the spot. Handlers an application installed are left
-    alone, and so is every thread but the main one (only it can take signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_exit(signum, frame):
-        raise SystemExit(128 + signum)
-
-    saved = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
-            saved[number] = signal.signal(number, raise_exit)
-    try:
-        yield
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
 
 
 # onnxruntime.transformers.optimizer's graph patterns, by config.model_type.

@@ -105,9 +105,14 @@ def test_a_new_head_warms_up_alone_then_everything_trains(tiny_base, tmp_path, m
     assert not [w for w in recwarn if "hub_token" in str(w.message)]  # no placeholder token passed on
 
 
-def test_an_interrupted_adaptation_continues_from_its_last_checkpoint(tiny_base, tmp_path, monkeypatch):
-    """A kill after the step-4 checkpoint publishes nothing; the next request for the same base
-    continues from that checkpoint (not from the start), publishes it and removes its checkpoints."""
+@pytest.mark.parametrize("how", ["SIGTERM", "KeyboardInterrupt"])
+def test_an_interrupted_adaptation_continues_from_its_last_checkpoint(tiny_base, tmp_path, monkeypatch, how):
+    """A kill (`kill`, Ctrl-C) after the step-4 checkpoint publishes nothing and leaves no temporary
+    directory, only the checkpoints; the next request for the same base continues from that checkpoint
+    (not from the start), publishes it and removes its checkpoints."""
+    import os
+    import signal
+
     from domainft import adapt, callbacks
     from domainft.bases import ResolvedBase
     from domainft.prepare import read_data
@@ -122,14 +127,22 @@ def test_an_interrupted_adaptation_continues_from_its_last_checkpoint(tiny_base,
     def killed_after_step_4(self, args, state, control, **kwargs):
         save(self, args, state, control, **kwargs)
         if state.global_step == 4:
+            if how == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
 
+    if how == "SIGTERM" and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("the test runner handles SIGTERM itself")
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))  # each way of stopping adapts afresh
     monkeypatch.setattr(callbacks.ProgressFile, "on_save", killed_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit if how == "SIGTERM" else KeyboardInterrupt):
         adapt.adapted_base(r, base, task, data, echo=lambda *a: None)
-    partial, = (p for p in adapt.cache_dir().joinpath("adapted").iterdir() if p.name.endswith(".partial"))
+    adapted = adapt.cache_dir() / "adapted"
+    partial, = (p for p in adapted.iterdir() if p.name.endswith(".partial"))
     assert {c.name for c in (partial / "checkpoints").glob("checkpoint-*")} >= {"checkpoint-4"}
-    assert not partial.with_name(partial.name[1:].removesuffix(".partial")).exists()  # nothing published
+    entry = partial.name[1:].removesuffix(".partial")
+    assert sorted(p.name for p in adapted.iterdir() if entry in p.name) == [f".{entry}.lock", partial.name]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
     monkeypatch.setattr(callbacks.ProgressFile, "on_save", save)
     said = []
