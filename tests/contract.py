@@ -5,7 +5,6 @@ reproduces PyTorch. The lists come from the registries: a method or task registe
 by a user's --code file) gets the same checks."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from domainft.methods import METHODS
 from domainft.recipe import Recipe
 from domainft.serving import load as load_bundle
 from domainft.tasks import TASKS
+
+from compare import assert_reloaded_same
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = {"classification": ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
@@ -49,22 +50,6 @@ SAMPLES = {
                    "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16, "lr": 5e-3, "seed": 7},
                    "generation": {"max_new_tokens": 4, "score_responses": "never"}},
 }
-
-
-def same_predictions(a, b) -> bool:
-    """Two predict() answers are the same: labels, tags, spans and keys exactly, numbers to float
-    rounding (relative 1e-6). Exact float equality is not a property of a reload: MKL's matrix
-    products round according to where the weights lie in memory (bit-reproducible only under
-    MKL_CBWR's strict mode), and a reloaded model's weights lie elsewhere; on a 2-thread AMD EPYC a
-    regression value differed in its last digits."""
-    if isinstance(a, float) or isinstance(b, float):
-        numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
-        return numbers and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_predictions(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_predictions(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def methods_for(task: str) -> list[str]:
@@ -131,7 +116,7 @@ def check(result, tmp_path: Path) -> None:
     if task == "generation":
         assert reloaded.generate(texts, max_new_tokens=4) == result.model.generate(texts, max_new_tokens=4)
     else:
-        assert same_predictions(reloaded.predict(texts), result.model.predict(texts))
+        assert_reloaded_same(reloaded.predict(texts), result.model.predict(texts))
 
     if method.name != "qlora":  # qlora flattens into the full-precision base: close, not equal (merge.py)
         plain = method.to_plain(reloaded.model).eval()

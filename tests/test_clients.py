@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from test_serving_threads import LONG, NORMAL, assert_same, trained_bundle
+from test_serving_threads import LONG, NORMAL, trained_bundle
 
 from domainft.card import bundle_card
 from domainft.serving import FP32_FILE, INT8_FILE, LEGACY_FILES, graph_files, is_bundle
 from domainft.serving import load as load_bundle
 
 from cards import run_snippet, snippets
+from compare import assert_same
 from conftest import ROOT
 
 NODE_DIR = ROOT / "clients" / "node"

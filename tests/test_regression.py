@@ -14,8 +14,8 @@ from domainft.recipe import Recipe
 from domainft.tasks import get_task
 
 from cards import card, index_scores, report_files, run_snippet, snippets
+from compare import assert_reloaded_same
 from conftest import ROOT
-from contract import same_predictions
 
 SAMPLE = ROOT / "data" / "finance_sentiment_scores_sample.jsonl"
 TEXTS = ["Kallio Group: Kallio Group posts record quarterly profit",
@@ -92,7 +92,7 @@ def test_report_and_model_card(trained):
 def test_reload_predicts_the_same_values(trained):
     values = trained.model.predict(TEXTS)
     assert all(set(v) == {"value"} and isinstance(v["value"], float) for v in values)
-    assert same_predictions(load(trained.run_dir).predict(TEXTS), values)
+    assert_reloaded_same(load(trained.run_dir).predict(TEXTS), values)
     one = trained.model.predict(TEXTS[0])  # a single string is one text (unpadded: the last digits differ)
     assert len(one) == 1 and one[0]["value"] == pytest.approx(values[0]["value"], abs=1e-5)
 

@@ -24,8 +24,9 @@ import pytest
 
 from domainft.serving import load as load_bundle
 
+from compare import assert_same
+
 TASKS = ("classification", "ner")
-TOL = 1e-5
 TEXTS = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
          "Tundra Mining will cut 300 jobs as demand weakens .", "Shares fell .", "",
          " ".join(["Operating profit of the unit fell sharply in the second quarter ;"] * 40),
@@ -44,21 +45,6 @@ def bundles(request, tmp_path_factory) -> dict[str, Path]:
 
     tiny_base = request.getfixturevalue("tiny_base")
     return {task: trained_bundle(tiny_base, tmp_path_factory, task) for task in TASKS}
-
-
-def assert_same(a, b, where="output"):
-    if isinstance(a, float) or isinstance(b, float):
-        assert abs(a - b) <= TOL, f"{where}: {a} != {b}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 # --- in-process: the ASGI app through Starlette's test client ------------------------------------------
@@ -227,7 +213,7 @@ def test_concurrent_clients_are_batched_and_each_gets_its_own_answer(ner_server,
     assert not errors and len(answers) == 16
     for pairs in answers.values():
         for text, prediction in pairs:
-            assert_same(prediction, alone[json.dumps(text)], f"text {text!r}")
+            assert_same(prediction, alone[json.dumps(text)], where=f"text {text!r}")
     metrics = get(ner_server.url + "/metrics")[1]
     count = float(next(x for x in metrics.splitlines() if x.startswith("domainft_batch_size_count")).split()[1])
     total = float(next(x for x in metrics.splitlines() if x.startswith("domainft_batch_size_sum")).split()[1])

@@ -10,8 +10,8 @@ import pytest
 from domainft.serving import load as load_bundle
 
 import contract
+from compare import TOL, assert_same
 
-TOL = 1e-5  # on scores and logits: "the same answer"
 NORMAL = ["Kallio Group said its net sales rose to EUR 80.1 mn from EUR 60.2 mn .",
           "Tundra Mining will cut 300 jobs as demand weakens .",
           "Patients with cystic fibrosis and breast cancer were enrolled ;",
@@ -34,22 +34,6 @@ def trained_bundle(tiny_base, tmp_path_factory, task: str) -> Path:
 @pytest.fixture(scope="module")
 def bundles(tiny_base, tmp_path_factory):
     return {task: trained_bundle(tiny_base, tmp_path_factory, task) for task in ("classification", "ner")}
-
-
-def assert_same(a, b, tol=TOL, where="output"):
-    """Equal structure and strings; floats within `tol`."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert abs(a - b) <= tol, f"{where}: {a} != {b}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], tol, f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, tol, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.fixture(scope="module", params=[(t, p) for t in ("classification", "ner") for p in ("fp32", "int8")],

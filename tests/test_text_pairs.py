@@ -15,7 +15,7 @@ from domainft.export import export_run
 from domainft.recipe import Recipe
 from domainft.serving import load as load_bundle
 
-from contract import same_predictions
+from compare import assert_reloaded_same
 
 CLAUSES = ["The supplier shall deliver the goods within {n} days of the order.",
            "The customer may terminate this agreement with {n} days written notice.",
@@ -235,7 +235,7 @@ def test_pairs_in_windows_for_every_text_task(tiny_base, tmp_path, task):
     assert result.metrics["test"]["n"] == result.metrics["data"]["counts"]["test"]  # pooled per example
     inputs = [(p["text"], p["text_pair"]) for p in PAIRS]
     before = result.model.predict(inputs)
-    assert same_predictions(load(result.run_dir).predict(inputs), before)
+    assert_reloaded_same(load(result.run_dir).predict(inputs), before)
     pooling = load(result.run_dir).manifest["text_inputs"]["window_pooling"]
     assert pooling == ("max" if task == "multilabel" else "mean")
     bundle = load_bundle(export_run(result.run_dir, echo=lambda *a: None).dir, "fp32")
