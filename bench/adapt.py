@@ -139,6 +139,7 @@ def main() -> None:
             row = {m: metrics["test"][m] for m in shown}
             row["validation"] = metrics["validation"][shown[0]]
             row["train_wall_s"] = metrics["train"]["wall_time_s"]
+            row["precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
             if "adapt" in metrics:
                 a = metrics["adapt"]
                 row["adapt"] = {"before": a["perplexity"]["before"], "after": a["perplexity"]["after"],
