@@ -144,8 +144,13 @@ def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
     h = hashlib.sha256()
     # The base and the corpus by what they hold, not where: a corpus moved or a venv reached through
     # a link reuses the adapted base; a base folder trained again at the same path does not.
+    # precision: auto decides per machine, once (its measurement is cached), so it names the same
+    # adaptation on one machine; a precision set by hand is part of what the user asked for.
+    settings = recipe.adapt.model_dump(mode="json", exclude={"corpus", "precision"})
+    if recipe.adapt.precision != "auto":
+        settings["precision"] = recipe.adapt.precision
     h.update(json.dumps({"base": _base_fingerprint(base.path), "revision": recipe.base.revision,
-                         "adapt": recipe.adapt.model_dump(mode="json", exclude={"corpus"}),
+                         "adapt": settings,
                          "lexicon": recipe.lexicon.model_dump(mode="json")}, sort_keys=True).encode())
     for text in (*texts.train, "\0", *texts.held_out):
         h.update(text.encode("utf-8", "replace"))
@@ -172,6 +177,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     from domainft.callbacks import EarlyStopping, ProgressFile
     from domainft.distributed import has_accelerator
     from domainft.lexicon import inject_lexicon
+    from domainft.precision import mixed_precision_arguments
 
     spec = recipe.adapt
     set_seed(spec.seed)
@@ -197,6 +203,8 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     train, held = (_tokenized(tokenizer, t, spec.max_length) for t in (texts.train, texts.held_out))
     collator, masking = _collator(tokenizer, spec)
     restore = predict_masked_positions_only(model)
+    precision = _precision(spec, model, tokenizer, train)
+    echo(f"adapt: precision {precision.used} ({precision.reason})")
     args = TrainingArguments(
         output_dir=str(work.checkpoints), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
@@ -205,6 +213,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         eval_steps=spec.eval_every, save_steps=spec.eval_every, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, use_cpu=not has_accelerator(),
         report_to=[], disable_tqdm=True, log_level="warning", logging_steps=50, save_safetensors=True,
+        **mixed_precision_arguments(precision),
         # the held-out loss only (no logits kept); the collator reads the offsets and special-token
         # masks, then drops them
         prediction_loss_only=True, remove_unused_columns=False,
@@ -226,7 +235,7 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     report = {"base": base.describe(), "texts": texts.report, "settings": spec.model_dump(mode="json"),
-              "masking": masking, "new_head": new_head, "head_warmup": warmup,
+              "masking": masking, "precision": precision.report(), "new_head": new_head, "head_warmup": warmup,
               "lexicon": injection.report() if injection else None,
               "loss": {"before": before, "after": after},
               "perplexity": {"before": math.exp(before), "after": math.exp(after)},
@@ -237,6 +246,24 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
     echo(f"adapt: held-out perplexity {report['perplexity']['before']:.2f} -> {report['perplexity']['after']:.2f} "
          f"in {report['wall_time_s']:.0f} s ({report['steps']} steps)")
     return report
+
+
+def _precision(spec, model, tokenizer, train):
+    """adapt.precision decided as train.precision is: on a CPU with AMX, `auto` times a few masked-LM
+    steps (the masked-positions-only forward, as trained) in fp32 and bf16. The main rank decides;
+    every rank adapts in its precision."""
+    from domainft.distributed import gather, is_main
+    from domainft.precision import choose_precision
+
+    def sample_batch():
+        import torch
+
+        # A collator of its own, under a forked RNG (seed 0 masks with the global one): the training
+        # masks are those of a machine that measures nothing.
+        with torch.random.fork_rng():
+            return _collator(tokenizer, spec)[0]([train[i] for i in range(min(16, len(train)))])
+
+    return gather(choose_precision(spec.precision, model if is_main() else None, sample_batch))[0]
 
 
 def predict_masked_positions_only(model):

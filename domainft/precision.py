@@ -40,6 +40,21 @@ class Precision:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def mixed_precision_arguments(precision: Precision | None) -> dict:
+    """TrainingArguments' bf16 / fp16 flags for `precision`, with the process's
+    ACCELERATE_MIXED_PRECISION set to match. TrainingArguments writes that variable when bf16 or fp16
+    is on and obeys it when both are off (it is how `accelerate launch --mixed_precision` speaks), so
+    without this an fp32 training after a bf16 one in the same process (a sweep, a teacher then its
+    student, an adaptation then its fine-tuning, a Python session) would still train in bf16 while
+    metrics.json said fp32. The precision decided here is the one used: its reason is recorded."""
+    import os
+
+    if precision is None:
+        return {}
+    os.environ["ACCELERATE_MIXED_PRECISION"] = {"bf16": "bf16", "fp16": "fp16"}.get(precision.used, "no")
+    return precision.trainer_flags
+
+
 def choose_precision(requested: str, model=None, sample_batch: Callable[[], dict] | None = None) -> Precision:
     """The precision to train in. `sample_batch` gives one training batch (a dict of tensors) for
     the CPU measurement; without it (or a model) auto on a CPU is fp32."""

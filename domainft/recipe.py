@@ -256,6 +256,9 @@ class AdaptSpec(Section):
     head_warmup_steps: int = Field(0, ge=0, description="a base without an MLM head: train the new head alone "
                                    "this many steps before the whole model")
     seed: int = Field(0, description="the adaptation's own seed: a sweep over train.seed reuses one adapted base")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="as train.precision, for the masked-LM stage: auto is bf16 on GPUs that support "
+        "it, and on CPUs only where a few bf16 masked-LM steps measure faster here (AMX)")
 
     @property
     def enabled(self) -> bool:

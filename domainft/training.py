@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 from domainft.callbacks import EarlyStopping, ElapsedTime, EvalReport, QuietProgressCallback
 from domainft.distributed import has_accelerator, per_device_batch, world
 from domainft.errors import DomainftError
-from domainft.precision import Precision
+from domainft.precision import Precision, mixed_precision_arguments
 
 if TYPE_CHECKING:
     from domainft.recipe import Recipe
@@ -58,7 +58,7 @@ def training_arguments(recipe: Recipe, task: Task, checkpoint_dir: Path, progres
         restore_callback_states_from_checkpoint=True,
         save_safetensors=True,
         report_to=list(t.report_to),
-        **(precision.trainer_flags if precision else {}),
+        **mixed_precision_arguments(precision),
         deepspeed=str(t.deepspeed) if t.deepspeed else None,
         fsdp=t.fsdp or "",
         fsdp_config=str(t.fsdp_config) if isinstance(t.fsdp_config, Path) else t.fsdp_config,

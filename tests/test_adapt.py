@@ -182,6 +182,53 @@ def test_one_process_adapts_a_base_and_the_ranks_of_one_job_do_not_wait(tmp_path
     assert entered.is_set()
 
 
+def test_adaptation_trains_in_the_precision_auto_measures_and_the_masks_stay_put(tiny_base, tmp_path, monkeypatch):
+    """adapt.precision auto on a CPU with AMX times masked-LM steps (a batch with its labels) and
+    adapts in bf16 where they are clearly faster; the adapted base is saved in fp32 and the report
+    says which was used and why. Timing does not move the masking: where the measurement keeps fp32,
+    the adapted weights equal those of a CPU that measures nothing. A precision set by hand is part
+    of the cache key; auto is not (it decides once per machine)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from domainft import adapt
+    from domainft import precision as precision_module
+    from domainft.bases import ResolvedBase
+    from domainft.prepare import read_data
+    from domainft.tasks import get_task
+
+    r = recipe(tiny_base, tmp_path / "run", adapt={**ADAPT, "max_steps": 2})
+    task = get_task("classification")
+    data = read_data(task, r)
+    base = ResolvedBase(str(tiny_base), str(tiny_base), "folder")
+    batches = []
+
+    def adapted_on(flags: set, speedup: float | None, cache: str):
+        def measure(model, batch):
+            batches.append(sorted(batch))
+            return speedup
+
+        monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / cache))
+        monkeypatch.setattr(precision_module, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(precision_module, "measure_bf16_speedup", measure)
+        resolved, report = adapt.adapted_base(r, base, task, data, echo=lambda *a: None)
+        return report["precision"], load_file(f"{resolved.path}/model.safetensors")
+
+    plain, plain_weights = adapted_on({"avx2"}, None, "plain")
+    timed, timed_weights = adapted_on({"amx_bf16", "avx512_bf16"}, 1.0, "timed")
+    fast, fast_weights = adapted_on({"amx_bf16", "avx512_bf16"}, 2.0, "fast")
+    assert (plain["used"], timed["used"], fast["used"]) == ("fp32", "fp32", "bf16")
+    assert fast["bf16_speedup"] == 2.0 and "2.00x" in fast["reason"]
+    assert batches[0] == ["attention_mask", "input_ids", "labels", "token_type_ids"]
+    assert all(torch.equal(plain_weights[k], timed_weights[k]) for k in plain_weights)
+    assert all(v.dtype == torch.float32 for v in fast_weights.values())
+    assert not all(torch.equal(plain_weights[k], fast_weights[k]) for k in plain_weights)
+
+    texts = adapt.adaptation_texts(r, task, data)
+    fp32 = recipe(tiny_base, tmp_path / "run", adapt={**ADAPT, "max_steps": 2, "precision": "fp32"})
+    assert adapt._cache_key(base, fp32, texts) != adapt._cache_key(base, r, texts)
+
+
 def test_validation_and_test_texts_never_enter_the_adaptation(tiny_base, tmp_path):
     lines = (contract.ROOT / "data" / "finance_sentiment_sample.txt").read_text(encoding="latin-1").splitlines()
     corpus = tmp_path / "news.txt"

@@ -71,6 +71,23 @@ def test_auto_on_a_bf16_cpu_keeps_bf16_only_when_measured_clearly_faster(monkeyp
     assert f"{speedup:.2f}x" in p.reason
 
 
+def test_an_fp32_training_after_a_bf16_one_in_the_same_process_trains_in_fp32(monkeypatch, tmp_path):
+    """TrainingArguments(bf16=True) leaves ACCELERATE_MIXED_PRECISION=bf16 in the process and a later
+    TrainingArguments without bf16 obeys it: the second Trainer would autocast while the run reports
+    fp32. Each training's arguments set the variable to the precision decided for it."""
+    from transformers import Trainer, TrainingArguments
+
+    from domainft.precision import Precision, mixed_precision_arguments
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # put back after the test
+    used = []
+    for name in ("bf16", "fp32", "bf16"):
+        flags = mixed_precision_arguments(Precision(name, name, "as the recipe says"))
+        args = TrainingArguments(str(tmp_path), use_cpu=True, report_to=[], **flags)
+        used.append(Trainer(model=torch.nn.Linear(2, 2), args=args).accelerator.mixed_precision)
+    assert used == ["bf16", "no", "bf16"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
 def test_the_measurement_is_remembered_so_a_machine_decides_alike_every_run(monkeypatch, tmp_path):
     monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path))
