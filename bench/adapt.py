@@ -130,7 +130,8 @@ def main() -> None:
     path = results_file(args.task)
     results = json.loads(path.read_text()) if args.resume and path.is_file() else {}
     results.setdefault("runs", {})
-    results.update({"dataset": recipe, "extra": args.extra})
+    results["dataset"] = recipe
+    results.pop("extra", None)  # older files: one --set list for the file; now each row has its own
     for arm in args.arms:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -140,6 +141,7 @@ def main() -> None:
             row["validation"] = metrics["validation"][shown[0]]
             row["train_wall_s"] = metrics["train"]["wall_time_s"]
             row["precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
+            row["extra"] = args.extra
             if "adapt" in metrics:
                 a = metrics["adapt"]
                 row["adapt"] = {"before": a["perplexity"]["before"], "after": a["perplexity"]["after"],
