@@ -128,10 +128,27 @@ def run_recipe(recipe: str | Path, overrides: Mapping | Sequence[str], out_dir: 
            *sets([*as_sets(overrides), f"output.dir={out_dir}", "output.overwrite=true"])]
     if resume and _interrupted(out_dir):
         cmd.append("--resume")
-    code = subprocess.run(cmd, check=False, cwd=ROOT, env=None if env is None else dict(env)).returncode
+    code = _run_child(cmd, env)
     if code:
         raise RunFailed(f"domainft run {path.stem} into {out_dir} failed (exit {code}; its error is printed above)")
     return read_metrics(out_dir)
+
+
+def _run_child(cmd: list[str], env: Mapping | None) -> int:
+    """Run `cmd`; its exit code. A benchmark stopped with kill or Ctrl-C stops its run too (SIGTERM,
+    which the run turns into its own cleanup), instead of leaving it training unseen, holding the
+    adapted base's lock and writing into a run directory the next attempt will use."""
+    child = subprocess.Popen(cmd, cwd=ROOT, env=None if env is None else dict(env))
+    try:
+        with atomic.signals_raise():
+            return child.wait()
+    except BaseException:
+        child.terminate()
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
 
 
 def _interrupted(out_dir: Path) -> bool:
