@@ -140,7 +140,7 @@ def main() -> None:
             row = {m: metrics["test"][m] for m in shown}
             row["validation"] = metrics["validation"][shown[0]]
             row["train_wall_s"] = metrics["train"]["wall_time_s"]
-            row["precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
+            row["train_precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
             row["extra"] = args.extra
             if "adapt" in metrics:
                 a = metrics["adapt"]
