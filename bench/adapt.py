@@ -47,6 +47,7 @@ from runner import (  # noqa: E402
     legal_domain_texts,
     medical_domain_texts,
     run_recipe,
+    train_precision,
 )
 
 WORK = OUT / "adapt"
@@ -140,7 +141,7 @@ def main() -> None:
             row = {m: metrics["test"][m] for m in shown}
             row["validation"] = metrics["validation"][shown[0]]
             row["train_wall_s"] = metrics["train"]["wall_time_s"]
-            row["train_precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
+            row["train_precision"] = train_precision(metrics)
             row["extra"] = args.extra
             if "adapt" in metrics:
                 a = metrics["adapt"]

@@ -55,6 +55,7 @@ from runner import (  # noqa: E402
     finance_domain_texts,
     medical_domain_texts,
     run_recipe,
+    train_precision,
 )
 
 WORK = OUT / "distill"
@@ -240,7 +241,7 @@ def main() -> None:
             row = {m: metrics["test"][m] for m in exp.metrics}
             row[f"validation_{main_metric}"] = metrics["validation"][main_metric]
             row["wall_s"] = metrics["train"]["wall_time_s"]
-            row["train_precision"] = (metrics["train"].get("precision") or {}).get("used", "fp32")
+            row["train_precision"] = train_precision(metrics)
             if "distill" in metrics:
                 row["distill"] = {k: metrics["distill"].get(k)
                                   for k in ("alpha", "temperature", "transfer", "augment", "train_rows")}

@@ -107,6 +107,12 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 
 
+def train_precision(metrics: dict) -> str:
+    """The precision a run trained in (metrics.json train.precision; fp32 for runs from before it
+    was recorded)."""
+    return (metrics["train"].get("precision") or {}).get("used", "fp32")
+
+
 def read_manifest(run_dir: Path) -> dict:
     """The saved model's domainft.json (the base it used, the tuning method, ...)."""
     return json.loads((Path(run_dir) / MANIFEST_FILE).read_text())

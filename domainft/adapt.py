@@ -250,10 +250,8 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
 
 def _precision(spec, model, tokenizer, train):
     """adapt.precision decided as train.precision is: on a CPU with AMX, `auto` times a few masked-LM
-    steps (the masked-positions-only forward, as trained) in fp32 and bf16. The main rank decides;
-    every rank adapts in its precision."""
-    from domainft.distributed import gather, is_main
-    from domainft.precision import choose_precision
+    steps (the masked-positions-only forward, as trained) in fp32 and bf16."""
+    from domainft.precision import choose_on_main_rank
 
     def sample_batch():
         import torch
@@ -263,7 +261,7 @@ def _precision(spec, model, tokenizer, train):
         with torch.random.fork_rng():
             return _collator(tokenizer, spec)[0]([train[i] for i in range(min(16, len(train)))])
 
-    return gather(choose_precision(spec.precision, model if is_main() else None, sample_batch))[0]
+    return choose_on_main_rank(spec.precision, model, sample_batch)
 
 
 def predict_masked_positions_only(model):

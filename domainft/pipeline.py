@@ -23,7 +23,7 @@ from domainft.lexicon import fold_new_rows, save_new_rows
 from domainft.methods import artefact_size
 from domainft.model import TrainedModel, load, save_model
 from domainft.plots import write_report
-from domainft.precision import Precision, choose_precision
+from domainft.precision import Precision, choose_on_main_rank
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
@@ -72,9 +72,7 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
         from domainft.distill import with_teacher
 
         prepared.encoded["train"], prepared.distill = with_teacher(prepared, teacher, echo)
-    # The main rank decides (a CPU measurement, once); every rank trains in its precision.
-    precision = distributed.gather(choose_precision(recipe.train.precision, prepared.model if main else None,
-                                                    lambda: _sample_batch(prepared)))[0]
+    precision = choose_on_main_rank(recipe.train.precision, prepared.model, lambda: _sample_batch(prepared))
     echo(f"precision: {precision.used} ({precision.reason})")
     if main:
         plan.start(recipe)

@@ -40,6 +40,14 @@ class Precision:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def choose_on_main_rank(requested: str, model, sample_batch: Callable[[], dict]) -> Precision:
+    """choose_precision decided by the main rank (a CPU measurement, once) and handed to every rank
+    of a torchrun job, so that all of them train in one precision."""
+    from domainft.distributed import gather, is_main
+
+    return gather(choose_precision(requested, model if is_main() else None, sample_batch))[0]
+
+
 def mixed_precision_arguments(precision: Precision | None) -> dict:
     """TrainingArguments' bf16 / fp16 flags for `precision`, with the process's
     ACCELERATE_MIXED_PRECISION set to match. TrainingArguments writes that variable when bf16 or fp16
