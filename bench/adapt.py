@@ -23,21 +23,20 @@ batch 32, 5% held out, early stopping on its loss) unless --set says otherwise.
     python bench/adapt.py [--task finance|ncbi|cuad] [--arms finetune tapt dapt dapt_tapt]
         [--seeds 13 14 15] [--resume] [--set adapt.epochs=2 ...]
 
-Results: bench/results/adapt_<task>.json (rewritten after every run: the arm's test and validation
-scores, the adaptation's held-out perplexity before / after and its wall time); a table on stdout.
+Several copies may run at once on one task (each on its own arms or seeds; an adaptation shared by
+two is made once, the other waits for it). Results: bench/results/adapt_<task>.json (a row merged
+after every run: the arm's test and validation scores, the adaptation's held-out perplexity
+before / after and its wall time); a table on stdout.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from domainft.atomic import write_text  # noqa: E402
-
 from runner import (  # noqa: E402
     METRICS,
     OUT,
@@ -47,6 +46,7 @@ from runner import (  # noqa: E402
     legal_domain_texts,
     medical_domain_texts,
     run_recipe,
+    save_row,
     train_precision,
 )
 
@@ -129,10 +129,7 @@ def main() -> None:
     recipe = TASKS[args.task][0]
     shown = METRICS[recipe][:2]
     path = results_file(args.task)
-    results = json.loads(path.read_text()) if args.resume and path.is_file() else {}
-    results.setdefault("runs", {})
-    results["dataset"] = recipe
-    results.pop("extra", None)  # older files: one --set list for the file; now each row has its own
+    results = {"runs": {}}
     for arm in args.arms:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -148,9 +145,7 @@ def main() -> None:
                 row["adapt"] = {"before": a["perplexity"]["before"], "after": a["perplexity"]["after"],
                                 "wall_time_s": a["wall_time_s"], "steps": a["steps"], "texts": a["texts"],
                                 "new_head": a["new_head"]}
-            results["runs"].setdefault(arm, {})[str(seed)] = row
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps(results, indent=2) + "\n")
+            results = save_row(path, arm, seed, row, {"dataset": recipe})
             print(f"{arm} seed {seed}: {shown[0]} {100 * row[shown[0]]:.1f} ({time.perf_counter() - started:.0f} s)",
                   flush=True)
     print("\n".join(table(results, shown)))

@@ -34,7 +34,6 @@ Results: bench/results/distill_<task>.json (a row merged after every run); a Mar
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import statistics
 import sys
@@ -55,6 +54,7 @@ from runner import (  # noqa: E402
     finance_domain_texts,
     medical_domain_texts,
     run_recipe,
+    save_row,
     train_precision,
 )
 
@@ -152,19 +152,6 @@ def arm_overrides(arm: str, seed: int, teacher_seed: int, alpha: float = DEFAULT
     return sets
 
 
-def save_row(exp: Experiment, arm: str, seed: int, row: dict, header: dict) -> dict:
-    """Merge one run's row into the results file (re-read first: another copy of this script may have
-    written rows since this one started) and write it atomically; the merged results."""
-    exp.results.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT / f"distill_{exp.name}_results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(exp.results.read_text()) if exp.results.is_file() else {}
-        results.update(header)
-        results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
-        write_text(exp.results, json.dumps(results, indent=2) + "\n")
-    return results
-
-
 def run_dir(exp: Experiment, arm: str, seed: int) -> Path:
     return WORK / f"{exp.name}_{arm}_s{seed}"
 
@@ -245,7 +232,7 @@ def main() -> None:
             if "distill" in metrics:
                 row["distill"] = {k: metrics["distill"].get(k)
                                   for k in ("alpha", "temperature", "transfer", "augment", "train_rows")}
-            results = save_row(exp, name, seed, row, header)
+            results = save_row(exp.results, name, seed, row, header)
             print(f"{name} seed {seed}: {main_metric} {100 * row[main_metric]:.1f} (validation "
                   f"{100 * row[f'validation_{main_metric}']:.1f}; {time.perf_counter() - started:.0f} s)", flush=True)
     if not args.no_speed:

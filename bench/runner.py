@@ -8,6 +8,7 @@ The scripts run as `python bench/X.py` from anywhere: Python puts bench/ on sys.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import re
@@ -238,6 +239,21 @@ def save_results(path: Path, data, indent: int = 1) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(data, indent=indent))
+
+
+def save_row(path: Path, arm: str, seed: int, row: dict, header: Mapping = ()) -> dict:
+    """Merge one run's row into results file `path` under runs[arm][seed] and write it atomically; the
+    merged results. The file is re-read under a lock first: another copy of the same script (a second
+    lane of seeds or arms) may have written rows since this one started."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results(path, {})
+        results.update(header)
+        results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
+        atomic.write_text(path, json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def readme_markers(name: str) -> tuple[str, str]:
