@@ -241,16 +241,18 @@ def save_results(path: Path, data, indent: int = 1) -> None:
     atomic.write_text(path, json.dumps(data, indent=indent))
 
 
-def save_row(path: Path, arm: str, seed: int, row: dict, header: Mapping = ()) -> dict:
+def save_row(path: Path, arm: str, seed: int, row: dict, header: Mapping | None = None) -> dict:
     """Merge one run's row into results file `path` under runs[arm][seed] and write it atomically; the
     merged results. The file is re-read under a lock first: another copy of the same script (a second
-    lane of seeds or arms) may have written rows since this one started."""
+    lane of seeds or arms) may have written rows since this one started. The lock file lives in the
+    ignored bench/out, not beside the committed results."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"{path.stem}_results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = load_results(path, {})
-        results.update(header)
+        results.update(header or {})
         results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
         atomic.write_text(path, json.dumps(results, indent=2) + "\n")
     return results
