@@ -159,7 +159,7 @@ def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
 
 
 def _base_fingerprint(path: str) -> str:
-    """A Hub id as itself; a folder by its weight, config and tokenizer files (name, size, mtime)."""
+    """A Hub id as itself; a folder by its weight, config and tokenizer files (name, size, content)."""
     if not Path(path).is_dir():
         return path
     parts = folder_files(Path(path), (".safetensors", ".bin", ".json", ".txt", ".model"))

@@ -77,14 +77,28 @@ class ResolvedBase:
 
 
 def folder_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
-    """A model folder's files with these suffixes as "name:size:mtime", sorted (through links): what
-    a cache keyed on the folder's weights compares, without reading them."""
+    """A model folder's files with these suffixes as "name:size:sha256", sorted (through links): what
+    a cache keyed on the folder's weights compares. By content, not by path or time: a venv rebuilt
+    or a folder copied holds the same bytes and reuses what was cached (an adapted base took up to an
+    hour); a base trained again at the same path does not."""
     out = []
     for f in sorted(Path(folder).resolve().iterdir()):
         if f.is_file() and f.suffix in suffixes:
             st = f.stat()
-            out.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+            out.append(f"{f.name}:{st.st_size}:{_file_digest(str(f), st.st_size, st.st_mtime_ns)}")
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, read once per process per (path, size, mtime): about a second for 440 MB."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def hub_origin(requested: str, path: str, source: str) -> str | None:

@@ -40,7 +40,7 @@ TEACHER_COLUMN = "teacher"  # the soft targets' dataset column, kept by the Trai
 # --- the teacher's targets, cached -------------------------------------------------------------
 
 def teacher_fingerprint(model_dir: Path) -> str:
-    """What identifies a teacher's outputs: its manifest and its weight files (name, size, mtime)."""
+    """What identifies a teacher's outputs: its manifest and its weight files (name, size, content)."""
     from domainft.bases import folder_files
 
     h = hashlib.sha256((model_dir / "domainft.json").read_bytes())

@@ -43,8 +43,8 @@ def test_tapt_adapts_once_reports_perplexity_and_fine_tunes_and_exports(tiny_bas
 
 
 def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_path):
-    """A corpus copied elsewhere or a base reached through a link reuses the adapted base; a base
-    folder whose weights changed does not."""
+    """A corpus copied elsewhere, a base reached through a link or installed again (the same bytes,
+    later file times) reuses the adapted base; a base folder whose weights changed does not."""
     import os
     import shutil
 
@@ -68,8 +68,15 @@ def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_pa
 
     before = key(base, a)
     assert before == key(base, b) == key(link, a)
+    reinstalled = tmp_path / "reinstalled"  # the same bytes elsewhere, written later (a venv rebuilt)
+    shutil.copytree(base, reinstalled)
+    for f in reinstalled.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert key(reinstalled, a) == before
     weights = base / "model.safetensors"
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # trained again
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # trained again: other weights, same size
+    weights.write_bytes(bytes(data))
     assert key(base, a) != before
 
 
