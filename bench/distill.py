@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from domainft.atomic import write_text  # noqa: E402
 
 from runner import (  # noqa: E402
     DATASETS,
@@ -54,6 +53,7 @@ from runner import (  # noqa: E402
     finance_domain_texts,
     medical_domain_texts,
     run_recipe,
+    save_field,
     save_row,
     train_precision,
 )
@@ -247,9 +247,7 @@ def main() -> None:
         for name, path in bundles:
             if (path / "onnx" / "domainft.json").is_file():
                 speeds[name] = serve_speed(path / "onnx", exp.speed_texts())
-        results = json.loads(exp.results.read_text())
-        results["serving"] = speeds
-        write_text(exp.results, json.dumps(results, indent=2) + "\n")
+        results = save_field(exp.results, "serving", speeds)
     print("\n".join(summary(exp, results)))
     for arm, s in results.get("serving", {}).items():
         print(f"serving {arm}: {s}")

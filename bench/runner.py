@@ -244,16 +244,29 @@ def save_results(path: Path, data, indent: int = 1) -> None:
 def save_row(path: Path, arm: str, seed: int, row: dict, header: Mapping | None = None) -> dict:
     """Merge one run's row into results file `path` under runs[arm][seed] and write it atomically; the
     merged results. The file is re-read under a lock first: another copy of the same script (a second
-    lane of seeds or arms) may have written rows since this one started. The lock file lives in the
-    ignored bench/out, not beside the committed results."""
+    lane of seeds or arms) may have written rows since this one started."""
+    def merge(results: dict) -> None:
+        results.update(header or {})
+        results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
+    return update_results(path, merge)
+
+
+def save_field(path: Path, key: str, value) -> dict:
+    """Set one top-level field of results file `path` (e.g. the serving table), under the same lock as
+    save_row, so a lane that finishes its rows meanwhile keeps them; the merged results."""
+    return update_results(path, lambda results: results.__setitem__(key, value))
+
+
+def update_results(path: Path, change) -> dict:
+    """Re-read results file `path` under a lock, apply `change(results)` and write it atomically; the
+    results. The lock file lives in the ignored bench/out, not beside the committed results."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / f"{path.stem}_results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = load_results(path, {})
-        results.update(header or {})
-        results.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = row
+        change(results)
         atomic.write_text(path, json.dumps(results, indent=2) + "\n")
     return results
 
