@@ -85,8 +85,9 @@ def overrides(arm: str, seed: int, extra: list[str], task: str = "finance") -> l
     kind = arm
     while kind.endswith(("_lexicon", "_warmup")):  # the suffixes in either order
         kind = kind.removesuffix("_lexicon").removesuffix("_warmup")
-    if kind in ("tapt", "dapt_tapt"):
-        sets.append("adapt.task_texts=true")
+    # Said either way: a recipe may adopt an adaptation (the legal one adapts on its task texts), and an
+    # arm is what its name says whatever the recipe holds.
+    sets.append(f"adapt.task_texts={str(kind in ('tapt', 'dapt_tapt')).lower()}")
     if kind in ("dapt", "dapt_tapt"):
         sets.append(f"adapt.corpus=[{corpus_file(task)}]")
         if limit:

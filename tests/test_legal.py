@@ -152,7 +152,9 @@ def test_micro_f1_reported():
 
 
 def test_legal_recipe_runs_and_stops_on_micro_f1(tiny_base, tmp_path, monkeypatch):
+    """The recipe as shipped: task-adaptive pretraining on its training clauses, then fine-tuning."""
     monkeypatch.chdir(ROOT)  # the recipe's data path is relative to the repository
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))  # the adapted base, not the user's cache
     recipe = Recipe.from_yaml(RECIPE, {"base": str(tiny_base), "data.max_length": 64, "train.epochs": 1,
                                        "train.early_stopping.metric": "micro_f1",
                                        "output.dir": str(tmp_path / "run")})
@@ -162,3 +164,6 @@ def test_legal_recipe_runs_and_stops_on_micro_f1(tiny_base, tmp_path, monkeypatc
     assert {"accuracy", "macro_f1", "micro_f1", "weighted_f1", "per_class"} <= set(metrics["test"])
     assert metrics["data"]["groups"]["shared_between_splits"] == 0
     assert metrics["data"]["truncated"]["train"] > 0  # the long clauses, cut at 64 tokens
+    adapt = metrics["adapt"]
+    assert adapt["texts"]["task_texts"] > 0 and adapt["texts"]["corpus_texts"] == 0
+    assert adapt["perplexity"]["after"] < adapt["perplexity"]["before"]
