@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainft.atomic import published_once, signals_raise
-from domainft.bases import ResolvedBase, folder_files
+from domainft.bases import ResolvedBase, base_fingerprint
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
 from domainft.rundir import RunDir, checkpoint_step
@@ -149,21 +149,13 @@ def _cache_key(base: ResolvedBase, recipe, texts: AdaptationTexts) -> str:
     settings = recipe.adapt.model_dump(mode="json", exclude={"corpus", "precision"})
     if recipe.adapt.precision != "auto":
         settings["precision"] = recipe.adapt.precision
-    h.update(json.dumps({"base": _base_fingerprint(base.path), "revision": recipe.base.revision,
+    h.update(json.dumps({"base": base_fingerprint(base.path), "revision": recipe.base.revision,
                          "adapt": settings,
                          "lexicon": recipe.lexicon.model_dump(mode="json")}, sort_keys=True).encode())
     for text in (*texts.train, "\0", *texts.held_out):
         h.update(text.encode("utf-8", "replace"))
         h.update(b"\n")
     return h.hexdigest()
-
-
-def _base_fingerprint(path: str) -> str:
-    """A Hub id as itself; a folder by its weight, config and tokenizer files (name, size, content)."""
-    if not Path(path).is_dir():
-        return path
-    parts = folder_files(Path(path), (".safetensors", ".bin", ".json", ".txt", ".model"))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[str], out: Path, echo,
@@ -229,7 +221,8 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
         warmup = (_warm_up_head(trainer, new_head, spec.head_warmup_steps)
                   if new_head and spec.head_warmup_steps else None)
         progress.facts["head_warmup"] = warmup
-    trainer.train(resume_from_checkpoint=resume)
+    with tied_keys_not_reported_missing(model):
+        trainer.train(resume_from_checkpoint=resume)
     after = trainer.evaluate()["eval_loss"]
     restore()
     model.save_pretrained(out, safe_serialization=True)
@@ -302,6 +295,42 @@ def predict_masked_positions_only(model):
         del model.forward  # back to the class's own
 
     return restore
+
+
+TRAINER_MISSING_KEYS = "There were missing keys in the checkpoint model loaded: "
+
+
+@contextmanager
+def tied_keys_not_reported_missing(model):
+    """Within: Trainer's warning that a checkpoint it reloads (the best one at the end, or the one a
+    resume starts from) lacks keys is dropped when every key it names is one of the model's tied
+    parameters. The MLM decoder is tied to the word embeddings (and its bias to the head's): safetensors
+    stores each shared tensor once, Trainer loads the checkpoint non-strictly into the tied model, and
+    the tied tensor is the one loaded, so nothing is missing. Any other missing key still warns."""
+    import ast
+    import logging
+
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    tied = {name for names in groups.values() if len(names) > 1 for name in names}
+
+    def keep(record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if not text.startswith(TRAINER_MISSING_KEYS):
+            return True
+        try:
+            keys = ast.literal_eval(text[len(TRAINER_MISSING_KEYS):].rstrip("."))
+        except (ValueError, SyntaxError):  # another wording: show it
+            return True
+        return not set(keys) <= tied
+
+    logger = logging.getLogger("transformers.trainer")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _tokenized(tokenizer, texts: list[str], max_length: int):

@@ -8,6 +8,7 @@ A list means "the first that resolves".
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import socket
 from dataclasses import dataclass
@@ -84,16 +85,28 @@ def folder_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
     out = []
     for f in sorted(Path(folder).resolve().iterdir()):
         if f.is_file() and f.suffix in suffixes:
-            st = f.stat()
-            out.append(f"{f.name}:{st.st_size}:{_file_digest(str(f), st.st_size, st.st_mtime_ns)}")
+            out.append(f"{f.name}:{f.stat().st_size}:{file_digest(f)}")
     return out
+
+
+def base_fingerprint(path: str) -> str:
+    """What identifies a base for a cache key: a Hub id or alias as itself; a folder by its weight,
+    config and tokenizer files (name, size, content)."""
+    if not Path(path).is_dir():
+        return path
+    parts = folder_files(Path(path), (".safetensors", ".bin", ".json", ".txt", ".model"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content, read once per process while its size and mtime stay the same."""
+    st = path.stat()
+    return _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file, read once per process per (path, size, mtime): about a second for 440 MB."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

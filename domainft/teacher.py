@@ -5,10 +5,12 @@ method the student uses (a LoRA student still learns from the best teacher), unl
 tuning.method.
 
 A trained teacher lives in $DOMAINFT_CACHE/teachers/<name>-<base>-<hash>, the hash over the teacher's
-recipe and its data files (path, size, modification time), so a rerun, another tuning method or a
-sweep of the student's distillation settings reuses it; a teacher whose training was interrupted is
-resumed from its last checkpoint by the next run. The teacher's train.seed is the student's unless
-teacher_set says otherwise (train.seed=13 gives every student seed the same teacher).
+recipe, its data files' content and, when the base is a folder, that folder's files' content, so a
+rerun, another tuning method or a sweep of the student's distillation settings reuses it (a dataset
+unpacked again too), while a base trained again at the same path gets a teacher of its own; a teacher
+whose training was interrupted is resumed from its last checkpoint by the next run. The teacher's
+train.seed is the student's unless teacher_set says otherwise (train.seed=13 gives every student seed
+the same teacher).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import re
 from pathlib import Path
 
+from domainft.bases import base_fingerprint, file_digest
 from domainft.gguf import cache_dir
 from domainft.recipe import Recipe
 from domainft.rundir import RunDir
@@ -32,14 +35,17 @@ def teacher_recipe(recipe: Recipe) -> Recipe:
 
 def teacher_dir(teacher: Recipe) -> Path:
     key = hashlib.sha256(json.dumps({"recipe": {k: v for k, v in teacher.to_dict().items() if k != "output"},
-                                     "files": _files_fingerprint(teacher)}, sort_keys=True).encode())
+                                     "files": _files_fingerprint(teacher),
+                                     "bases": [base_fingerprint(name) for name in teacher.base.name]},
+                                    sort_keys=True).encode())
     base = re.sub(r"[^\w.-]", "_", Path(teacher.base.name[0]).name)[:40]
     return cache_dir() / TEACHERS_DIR / f"{teacher.name}-{base}-{key.hexdigest()[:16]}"
 
 
 def _files_fingerprint(recipe: Recipe) -> list:
     """What identifies the teacher's data on disk: every data (and adaptation corpus) file's path,
-    size and modification time; the contents of a folder of files likewise."""
+    size and content (sha256); the files of a folder likewise. By content, not modification time: a
+    dataset unpacked again reuses the teacher (an hour of training); one edited in place does not."""
     paths = [recipe.data.path, recipe.data.train, recipe.data.validation, recipe.data.test,
              *recipe.adapt.corpus]
     out = []
@@ -51,7 +57,7 @@ def _files_fingerprint(recipe: Recipe) -> list:
             except OSError:  # not on disk (a Hub dataset id): the recipe names it
                 out.append([str(f)])
                 continue
-            out.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
+            out.append([str(f.resolve()), st.st_size, file_digest(f)])
     return out
 
 

@@ -42,6 +42,36 @@ def test_tapt_adapts_once_reports_perplexity_and_fine_tunes_and_exports(tiny_bas
     assert second.metrics["test"]
 
 
+def test_reloading_the_best_checkpoint_does_not_warn_of_the_tied_decoder(tiny_base, tmp_path, monkeypatch, caplog):
+    """The decoder tied to the embeddings is stored once: Trainer's reload of the best checkpoint says
+    nothing of it; a key that is really missing still warns."""
+    import logging
+
+    from transformers import AutoModelForMaskedLM
+
+    from domainft.adapt import TRAINER_MISSING_KEYS, tied_keys_not_reported_missing
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))  # adapted here, not read from the cache
+    contract.quiet_run(recipe(tiny_base, tmp_path / "run", adapt={**ADAPT, "epochs": 2}))
+    assert not [r for r in caplog.records if "missing keys" in r.getMessage()]
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_base)
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("transformers.trainer")
+    logger.addHandler(handler)
+    try:
+        with tied_keys_not_reported_missing(model):
+            logger.warning(TRAINER_MISSING_KEYS + "['cls.predictions.decoder.weight', 'cls.predictions.decoder.bias'].")
+            logger.warning(TRAINER_MISSING_KEYS + "['bert.encoder.layer.0.output.dense.weight'].")
+        logger.warning(TRAINER_MISSING_KEYS + "['cls.predictions.decoder.weight'].")  # outside: as before
+    finally:
+        logger.removeHandler(handler)
+    assert said == [TRAINER_MISSING_KEYS + "['bert.encoder.layer.0.output.dense.weight'].",
+                    TRAINER_MISSING_KEYS + "['cls.predictions.decoder.weight']."]
+
+
 def test_the_cache_knows_a_base_and_corpus_by_content_not_path(tiny_base, tmp_path):
     """A corpus copied elsewhere, a base reached through a link or installed again (the same bytes,
     later file times) reuses the adapted base; a base folder whose weights changed does not."""

@@ -257,6 +257,38 @@ def test_a_teacher_base_is_trained_first_then_shared_and_an_interrupted_one_resu
     assert other.run_dir != teacher.run_dir  # another teacher recipe, another teacher
 
 
+def test_a_trained_teacher_is_known_by_its_base_and_data_content_not_their_file_times(tiny_base, tmp_path):
+    """A base folder trained again at the same path, or a dataset edited in place, gets another
+    teacher; the same bytes unpacked again (new modification times) reuse the cached one."""
+    import os
+    import shutil
+
+    from domainft.teacher import teacher_recipe
+
+    base, data = tmp_path / "base", tmp_path / "sentences.txt"
+    shutil.copytree(tiny_base, base)
+    shutil.copy(contract.SAMPLES["classification"]["data"]["path"], data)
+
+    def teacher_dir():
+        r = contract.recipe("classification", "full", tiny_base, tmp_path / "run",
+                            distill={"teacher_base": str(base)})
+        return teacher_recipe(r.override({"data.path": str(data)})).run_dir
+
+    first = teacher_dir()
+    later = os.stat(data).st_mtime_ns + 10**9
+    for f in (data, *base.iterdir()):  # unpacked again: the same bytes, later times
+        os.utime(f, ns=(later, later))
+    assert teacher_dir() == first
+    weights = base / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 1  # retrained at the same path: same size, other bytes
+    weights.write_bytes(bytes(blob))
+    retrained = teacher_dir()
+    assert retrained != first
+    data.write_bytes(data.read_bytes().replace(b"@neutral", b"@positive", 1))  # one label edited in place
+    assert teacher_dir() not in (first, retrained)
+
+
 def test_a_teacher_base_recipe_that_is_wrong_is_refused_with_its_field(tiny_base, tmp_path):
     def refused(distill, match):
         with pytest.raises(RecipeError, match=match):
