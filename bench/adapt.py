@@ -21,7 +21,10 @@ Adaptation settings: the adapt section's defaults (3 epochs, 15% whole-word mask
 batch 32, 5% held out, early stopping on its loss) unless --set says otherwise.
 
     python bench/adapt.py [--task finance|ncbi|cuad] [--arms finetune tapt dapt dapt_tapt]
-        [--seeds 13 14 15] [--resume] [--set adapt.epochs=2 ...]
+        [--seeds 13 14 15] [--resume] [--set adapt.epochs=2 ...] [--tag epochs10]
+
+--tag names a variant of the arms (their settings changed with --set): its rows are "<arm>_<tag>" and
+its runs bench/out/adapt/<task>_<arm>_<tag>_s<seed>, beside the arm's own, not over them.
 
 Several copies may run at once on one task (each on its own arms or seeds; an adaptation shared by
 two is made once, the other waits for it). Results: bench/results/adapt_<task>.json (a row merged
@@ -69,10 +72,14 @@ def corpus_file(task: str = "finance") -> Path:
     return TASKS[task][1](WORK / name)
 
 
-def run_dir(arm: str, seed: int, extra: list[str], task: str = "finance") -> Path:
-    if arm == "finetune" and not extra and task in ("finance", "ncbi"):
+def run_dir(arm: str, seed: int, extra: list[str], task: str = "finance", tag: str | None = None) -> Path:
+    if arm == "finetune" and not extra and task in ("finance", "ncbi") and not tag:
         return OUT / "distill" / f"{task}_student_s{seed}"
-    return WORK / f"{task}_{arm}_s{seed}"
+    return WORK / f"{task}_{row_name(arm, tag)}_s{seed}"
+
+
+def row_name(arm: str, tag: str | None) -> str:
+    return f"{arm}_{tag}" if tag else arm
 
 
 def overrides(arm: str, seed: int, extra: list[str], task: str = "finance") -> list[str]:
@@ -126,6 +133,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--set", dest="extra", action="append", default=[], help="FIELD=VALUE for every arm")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--tag", help="a name for this variant of the arms (see above)")
     args = parser.parse_args()
     recipe = TASKS[args.task][0]
     shown = METRICS[recipe][:2]
@@ -135,7 +143,7 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             metrics = run_recipe(recipe, overrides(arm, seed, args.extra, args.task),
-                                 run_dir(arm, seed, args.extra, args.task), resume=args.resume)
+                                 run_dir(arm, seed, args.extra, args.task, args.tag), resume=args.resume)
             row = {m: metrics["test"][m] for m in shown}
             row["validation"] = metrics["validation"][shown[0]]
             row["train_wall_s"] = metrics["train"]["wall_time_s"]
@@ -146,8 +154,9 @@ def main() -> None:
                 row["adapt"] = {"before": a["perplexity"]["before"], "after": a["perplexity"]["after"],
                                 "wall_time_s": a["wall_time_s"], "steps": a["steps"], "texts": a["texts"],
                                 "new_head": a["new_head"]}
-            results = save_row(path, arm, seed, row, {"dataset": recipe})
-            print(f"{arm} seed {seed}: {shown[0]} {100 * row[shown[0]]:.1f} ({time.perf_counter() - started:.0f} s)",
+            name = row_name(arm, args.tag)
+            results = save_row(path, name, seed, row, {"dataset": recipe})
+            print(f"{name} seed {seed}: {shown[0]} {100 * row[shown[0]]:.1f} ({time.perf_counter() - started:.0f} s)",
                   flush=True)
     print("\n".join(table(results, shown)))
 
