@@ -1,7 +1,7 @@
 """How much faster is a bf16-autocast training step than an fp32 one on this CPU?
 
 `train.precision: auto` and `adapt.precision: auto` time a few steps of the actual model on a CPU
-with AMX and keep bf16 at 1.1x or more (domainft/precision.py). This script makes the same
+with bf16 instructions and keep bf16 at 1.1x or more (domainft/precision.py). This script makes the same
 measurement (`measure_bf16_speedup`: forward + backward, median of alternating rounds) over the
 packaged bases, the heads domainft trains (sequence classification, token classification, the
 masked-LM stage with its masked-positions-only forward) and two batch shapes, and prints a table.

@@ -242,8 +242,8 @@ def train_mlm(base: ResolvedBase, recipe, texts: AdaptationTexts, words: list[st
 
 
 def _precision(spec, model, tokenizer, train):
-    """adapt.precision decided as train.precision is: on a CPU with AMX, `auto` times a few masked-LM
-    steps (the masked-positions-only forward, as trained) in fp32 and bf16."""
+    """adapt.precision decided as train.precision is: on a CPU with bf16 instructions, `auto` times a
+    few masked-LM steps (the masked-positions-only forward, as trained) in fp32 and bf16."""
     from domainft.precision import choose_on_main_rank
 
     def sample_batch():

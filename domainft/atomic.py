@@ -10,15 +10,11 @@ from pathlib import Path
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write `path` so that readers see the old content or the new, never a part (a kill -9
-    leaves at most the hidden `.NAME.tmp` beside it, which the next write replaces)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write `path` so that readers see the old content or the new, never a part. Each write goes
+    through its own private temporary file, so two processes writing the same file at once (the
+    lanes of a sweep writing one shared corpus) both succeed; a failed write removes its temporary
+    file (a kill -9 can leave a hidden `.NAME.*.tmp` beside it, never a partial `NAME`)."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -27,7 +23,8 @@ def write_bytes(path: Path, data: bytes) -> None:
     import tempfile
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # Hidden and ending in .tmp: what a kill -9 leaves is known as domainft's own (rundir.py).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the published file is an ordinary one

@@ -1,13 +1,14 @@
 """train.precision: which floating-point format training computes in, decided for this machine.
 
 On GPUs the choice is known: bf16 where the GPU supports it (Ampere and later), fp16 with loss
-scaling on older ones. On CPUs it is not: bf16 autocast is fast only where the CPU multiplies bf16
-matrices natively (AMX), and measured on an AVX512-BF16 Xeon without AMX it made MiniLM training
-steps 0.33x-0.98x as fast as fp32 (never faster beyond noise). So `auto` on a CPU with AMX times a
-few training steps of the actual model both ways and keeps bf16 only if it is clearly faster; on
-any other CPU it is fp32 at once. The measurement is kept in the cache ($DOMAINFT_CACHE/precision), so the
-same machine decides the same way every time (a timing is noisy; a recipe and seed must train the
-same model twice). What was used, and why, goes into metrics.json (train.precision).
+scaling on older ones. On CPUs it is not: whether bf16 autocast pays depends on the chip, not on its
+flags. Measured with MiniLM training steps: 2x as fast on an Intel Xeon with AMX, 2.3x on an AMD
+EPYC with AVX512-BF16 (no AMX), but 0.33x-0.98x on an Intel Xeon with AVX512-BF16 and no AMX. So
+`auto` on any CPU with bf16 instructions times a few training steps of the actual model both ways
+and keeps bf16 only if it is clearly faster; on any other CPU it is fp32 at once. The measurement is
+kept in the cache ($DOMAINFT_CACHE/precision), so the same machine decides the same way every time
+(a timing is noisy; a recipe and seed must train the same model twice). What was used, and why,
+goes into metrics.json (train.precision).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from domainft.errors import DomainftError
 ROUNDS = 3  # alternating fp32 / bf16 timings; their median ratio decides
 MIN_STEPS, MIN_SECONDS = 2, 0.3  # per timing
 BF16_MARGIN = 1.1  # bf16 is chosen only when clearly faster: a tie keeps fp32's exact arithmetic
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # AMX: native bf16 tile matrix multiplies
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # AMX tiles; AVX-512 bf16 dot products
 
 
 @dataclass
@@ -86,12 +87,6 @@ def choose_precision(requested: str, model=None, sample_batch: Callable[[], dict
     flags = cpu_flags()
     if not any(flag in flags for flag in CPU_BF16_FLAGS):
         return Precision(requested, "fp32", "auto on a CPU without bf16 instructions")
-    if "amx_bf16" not in flags:
-        # Measured: on AVX512-BF16 Xeons without AMX, bf16 autocast training steps ran 0.33x-0.98x
-        # as fast as fp32 over the bases and batch shapes tried (bench/README.md); no run came out
-        # ahead beyond timing noise, so such a CPU is not timed again on every new shape.
-        return Precision(requested, "fp32", "auto on a CPU with avx512_bf16 but no AMX: bf16 autocast is "
-                                            "slower than fp32 there (measured 0.33x-0.98x)")
     if model is None or sample_batch is None:
         return Precision(requested, "fp32", "auto on a CPU: nothing to measure bf16 with")
     if any(type(param).__name__ == "Params4bit" for param in model.parameters()):

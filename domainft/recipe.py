@@ -258,7 +258,7 @@ class AdaptSpec(Section):
     seed: int = Field(0, description="the adaptation's own seed: a sweep over train.seed reuses one adapted base")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="as train.precision, for the masked-LM stage: auto is bf16 on GPUs that support "
-        "it, and on CPUs only where a few bf16 masked-LM steps measure faster here (AMX)")
+        "it, and on CPUs only where a few bf16 masked-LM steps measure faster on this CPU")
 
     @property
     def enabled(self) -> bool:

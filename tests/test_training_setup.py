@@ -38,14 +38,6 @@ def test_bf16_trains_on_a_cpu_and_the_returned_model_answers_as_it_reloads(make_
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
-def test_auto_on_a_bf16_cpu_without_amx_is_fp32_without_timing(monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
-    monkeypatch.setattr(precision_module, "measure_bf16_speedup", lambda *a: pytest.fail("timed"))
-    p = choose_precision("auto", model=torch.nn.Linear(2, 2), sample_batch=dict)
-    assert p.used == "fp32" and "no AMX" in p.reason
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
 def test_fp16_on_a_cpu_is_refused_before_anything_is_written(make_recipe):
     recipe = make_recipe({"train.precision": "fp16"})
     with pytest.raises(DomainftError, match="train.precision: fp16 mixed precision needs a CUDA GPU"):
@@ -62,9 +54,13 @@ def test_auto_on_a_cpu_without_bf16_instructions_is_fp32(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check")
 @pytest.mark.parametrize("speedup, used", [(1.6, "bf16"), (1.05, "fp32"), (0.58, "fp32")])
-def test_auto_on_a_bf16_cpu_keeps_bf16_only_when_measured_clearly_faster(monkeypatch, tmp_path, speedup, used):
+# With AMX and without: bf16 steps measured 2.3x as fast as fp32 on an AVX512-BF16 AMD EPYC without
+# AMX and 0.7x on an AVX512-BF16 Intel Xeon without it, so the flags alone decide nothing.
+@pytest.mark.parametrize("flags", [{"avx512_bf16", "amx_bf16"}, {"avx512_bf16", "avx512_vnni"}])
+def test_auto_on_a_bf16_cpu_keeps_bf16_only_when_measured_clearly_faster(monkeypatch, tmp_path, speedup, used,
+                                                                        flags):
     monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path))
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision_module, "measure_bf16_speedup", lambda model, batch: speedup)
     p = choose_precision("auto", model=torch.nn.Linear(2, 2), sample_batch=dict)
     assert p.used == used and p.bf16_speedup == speedup
