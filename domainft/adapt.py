@@ -22,7 +22,6 @@ others wait, then read it from the cache).
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import random
@@ -36,6 +35,7 @@ from domainft.atomic import published_once, signals_raise
 from domainft.bases import ResolvedBase, base_fingerprint
 from domainft.errors import DomainftError
 from domainft.gguf import cache_dir
+from domainft.locks import exclusive
 from domainft.rundir import RunDir, checkpoint_step
 from domainft.textfiles import read_texts, unseen
 
@@ -102,20 +102,15 @@ def _published_report(out: Path) -> dict | None:
 @contextmanager
 def _only_one_adapting(out: Path):
     """Hold the lock of one cache entry: concurrent sweeps train a base once and share its checkpoints
-    never. The lock file (empty) stays beside the entry. The ranks of one torchrun job take no lock:
-    they train the base together (one Trainer, DDP) and would wait on each other for ever."""
+    never. The ranks of one torchrun job take no lock: they train the base together (one Trainer,
+    DDP) and would wait on each other for ever."""
     from domainft.distributed import world
 
     if world().distributed:
         yield
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(f".{out.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(out):
+        yield
 
 
 def partial_dir(out: Path) -> Path:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+
+from domainft.locks import exclusive
 
 
 def write_text(path: Path, text: str) -> None:
@@ -20,14 +23,10 @@ def write_text(path: Path, text: str) -> None:
 def write_bytes(path: Path, data: bytes) -> None:
     """Write `path` atomically from a private temporary file beside it: for shared caches, where
     concurrent runs may write the same file (each renames its own complete copy into place)."""
-    import tempfile
-
     path = Path(path)
-    # Hidden and ending in .tmp: what a kill -9 leaves is known as domainft's own (rundir.py).
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the published file is an ordinary one
+    # 0o666 less the umask, applied by the kernel as for any new file (reading the umask would mean
+    # setting it, which races with other threads creating files).
+    tmp, fd = _private_sibling(path, lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -35,22 +34,38 @@ def write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _private_sibling(path: Path, create):
+    """A new hidden sibling `.NAME.<random>.tmp` made by `create(name)` (which fails if it exists):
+    (its path, what `create` returned). Hidden and ending in .tmp: what a kill -9 leaves is known as
+    domainft's own (rundir.py)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp, create(tmp)
+        except FileExistsError:
+            continue
 
 
 @contextmanager
 def staged_dir(final: Path):
-    """Yield a temporary sibling directory; it becomes `final` only if the block succeeds."""
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
+    """Yield a temporary sibling directory; it becomes `final` only if the block succeeds. Writers of
+    one `final` take turns (a second export into one bundle directory waits for the first, then
+    replaces it): the staging directory has one fixed name, so that what a kill -9 left there is
+    cleared by the next writer, and never while another is filling it."""
+    with exclusive(final):
+        tmp = final.with_name(f".{final.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, final)
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replace_dir(tmp, final)
 
 
 def replace_dir(new: Path, final: Path) -> None:
@@ -71,13 +86,8 @@ def published_once(final: Path):
     """Yield a private temporary sibling directory; it becomes `final` when the block succeeds,
     unless another process published `final` first (then ours is discarded). For shared caches
     that concurrent runs may fill at the same time: `final` is never half-written or replaced."""
-    import tempfile
-
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published directory is an ordinary one
+    tmp, _ = _private_sibling(final, lambda p: p.mkdir(0o777))  # 0o777 less the umask, as any new directory
     try:
         yield tmp
         os.rename(tmp, final)  # atomic; fails if final exists and is not empty

@@ -174,7 +174,10 @@ def adapt(recipe: Path = typer.Argument(..., help="YAML recipe with an adapt: se
                                     echo=out.print)
         where = Path(base.path)
         if out_dir is not None:
-            shutil.copytree(where, out_dir)
+            from domainft.atomic import published_once
+
+            with published_once(out_dir) as tmp:  # complete or absent, even after Ctrl-C mid-copy
+                shutil.copytree(where, tmp, dirs_exist_ok=True)
             where = out_dir
     except DomainftError as e:
         _fail(e)

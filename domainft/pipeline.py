@@ -27,7 +27,7 @@ from domainft.precision import Precision, choose_on_main_rank
 from domainft.prepare import Prepared, prepare
 from domainft.recipe import Recipe
 from domainft.report import print_summary
-from domainft.rundir import REPORT_DIR, RunDir, RunPlan, checkpoint_step, plan_run
+from domainft.rundir import REPORT_DIR, RunDir, RunPlan, checkpoint_step, plan_run, run_lock
 from domainft.training import build_trainer, check_training_setup
 
 
@@ -52,8 +52,14 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
 
     Launched as several processes (torchrun, accelerate launch), every rank prepares the same data
     and trains on its shard; the main rank alone writes (distributed.py), and the others return
-    the same metrics with `model` None."""
+    the same metrics with `model` None. A second run into the same output.dir while this one holds it
+    is refused (rundir.run_lock)."""
     distributed.setup()
+    with run_lock(recipe.run_dir, echo=echo):
+        return _run(recipe, resume, progress, echo, callbacks)
+
+
+def _run(recipe: Recipe, resume: bool, progress: bool, echo, callbacks) -> RunResult:
     main = distributed.is_main()
     if not main:  # one console: the main rank's
         progress, echo = False, _silent

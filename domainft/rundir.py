@@ -17,21 +17,27 @@ either the previous state or the next one (files are replaced atomically, model/
 appear complete or not at all, half-written checkpoints are never resumed from); `--resume` continues
 from the last complete checkpoint, or, when training had ended, evaluates and saves without
 training again; output.overwrite replaces only a directory domainft wrote, and only once the new
-run is complete. The manifest is what prediction, export and merge
-need to rebuild the model: task, labels, lengths, the tuning method's options, the base.
+run is complete; one run at a time writes a run directory (run_lock). The manifest is what
+prediction, export and merge need to rebuild the model: task, labels, lengths, the tuning method's
+options, the base.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from contextlib import contextmanager
+import socket
+import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from domainft import distributed
 from domainft.atomic import replace_dir, staged_dir, write_text
 from domainft.errors import DomainftError
+from domainft.locks import Busy, exclusive
 from domainft.methods import TuningMethod, get_method
 from domainft.recipe import Recipe
 from domainft.serving import BUNDLE_DIR
@@ -227,6 +233,37 @@ class RunPlan:
             return
         replace_dir(self.work.path, self.final.path)
         self.work = self.final
+
+
+@contextmanager
+def run_lock(run_dir: Path, wait: bool = False, echo=print):
+    """Hold run_dir for one run (one launch: the main rank locks, for every rank). A second
+    `domainft run` into the same output.dir (a second terminal, a resumed run while the first still
+    trains) is refused with the holder named, before it reads or writes anything there; with
+    wait=True (a distillation's teacher, shared by concurrent students) it waits, then goes on."""
+    refusal = None
+    with ExitStack() as held:
+        if distributed.is_main():
+            refusal = _take_run_lock(held, run_dir, wait, echo)
+        refusal = distributed.gather(refusal)[0]
+        if refusal:
+            raise DomainftError(refusal)
+        yield
+
+
+def _take_run_lock(held: ExitStack, run_dir: Path, wait: bool, echo) -> str | None:
+    holder = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    try:
+        held.enter_context(exclusive(run_dir, wait=False, holder=holder))
+    except Busy as busy:
+        if not wait:
+            return (f"output.dir: {run_dir} is in use by another domainft run ({busy.holder}). Wait for it to "
+                    "end, or --set output.dir=... to run into another directory")
+        echo(f"{run_dir}: waiting for the domainft run that holds it ({busy.holder})")
+        held.enter_context(exclusive(run_dir, wait=True, holder=holder))
+    except OSError as e:  # the lock file sits beside the run directory: its parent must be writable
+        return f"output.dir: cannot write beside {run_dir} ({e.strerror}); choose a writable output.dir"
+    return None
 
 
 def staging_path(run_dir: Path) -> Path:

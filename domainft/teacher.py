@@ -22,7 +22,7 @@ from pathlib import Path
 from domainft.bases import base_fingerprint, file_digest
 from domainft.gguf import cache_dir
 from domainft.recipe import Recipe
-from domainft.rundir import RunDir
+from domainft.rundir import RunDir, run_lock
 
 TEACHERS_DIR = "teachers"
 
@@ -68,6 +68,11 @@ def teacher_run_dir(recipe: Recipe, run, progress: bool = True, echo=print) -> P
     if recipe.distill.teacher is not None:
         return Path(recipe.distill.teacher)
     teacher = teacher_recipe(recipe)
+    with run_lock(teacher.run_dir, wait=True, echo=echo):  # students of one teacher, started at once
+        return _trained_teacher(recipe, teacher, run, progress, echo)
+
+
+def _trained_teacher(recipe: Recipe, teacher: Recipe, run, progress: bool, echo) -> Path:
     run_dir = RunDir(teacher.run_dir)
     if run_dir.is_finished():
         echo(f"distill: teacher {recipe.distill.teacher_base}: cached run {run_dir.path}")
