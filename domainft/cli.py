@@ -83,6 +83,16 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(getattr(e, "exit_code", 2))
 
 
+def _unless_disk_full(e: Exception, places, then: str) -> None:
+    """A failure that came from a full disk ends in its message; any other is raised as it was."""
+    from domainft.errors import out_of_space
+
+    full = out_of_space(e, [p for p in places if p is not None], then)
+    if full is None:
+        raise e
+    _fail(full)
+
+
 @app.command()
 def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
         set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
@@ -181,6 +191,11 @@ def adapt(recipe: Path = typer.Argument(..., help="YAML recipe with an adapt: se
             where = out_dir
     except DomainftError as e:
         _fail(e)
+    except Exception as e:
+        from domainft.gguf import cache_dir
+
+        _unless_disk_full(e, [cache_dir(), out_dir],
+                          "run the same command again: the adaptation continues from its last complete checkpoint")
     print(where)
 
 
@@ -238,6 +253,8 @@ def export(run_dir: Path = typer.Argument(..., help="run directory (or its model
                       echo=out.print)
     except DomainftError as e:
         _fail(e)
+    except Exception as e:
+        _unless_disk_full(e, [out_dir or run_dir], "export again (this export left nothing behind)")
 
 
 def _export_spec(values: dict):
@@ -453,6 +470,8 @@ def merge(run_dir: Path = typer.Argument(..., help="run directory of a task: gen
         merge_run(run_dir, out_dir, echo=out.print)
     except DomainftError as e:
         _fail(e)
+    except Exception as e:
+        _unless_disk_full(e, [out_dir or run_dir], "merge again (this merge left nothing behind)")
 
 
 @app.command()

@@ -21,3 +21,44 @@ class RecipeError(DomainftError):
 
 class DataError(DomainftError):
     """Input data is unreadable or inconsistent; the message names file and line."""
+
+
+# How a full disk shows: an OSError's errno, or (from safetensors' and tokenizers' Rust code) its
+# text. torch.save says nothing of the cause ("unexpected pos 576 vs 534"): there, what is left on
+# the disk tells.
+_NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+_NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+_NEARLY_FULL_BYTES = 16 * 2**20
+
+
+def full_disk(error: BaseException, places) -> tuple[str, int] | None:
+    """(the place, its bytes free) when `error` came from a full disk under one of `places` (the
+    directories a command writes: a run directory, the cache), else None."""
+    import shutil
+    from pathlib import Path
+
+    chain, seen = [], error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    said = any((isinstance(e, OSError) and e.errno in _NO_SPACE_ERRNOS)
+               or any(text in str(e) for text in _NO_SPACE_TEXTS) for e in chain)
+    disks = []
+    for place in places:
+        existing = next((p for p in [Path(place), *Path(place).parents] if p.exists()), None)
+        if existing is not None:
+            disks.append((shutil.disk_usage(existing).free, str(place)))
+    if not disks:
+        return None
+    free, where = min(disks)
+    return (where, free) if said or free < _NEARLY_FULL_BYTES else None
+
+
+def out_of_space(error: BaseException, places, then: str) -> DomainftError | None:
+    """The message for a full disk (see full_disk), ending with what to do `then`; None otherwise."""
+    found = full_disk(error, places)
+    if found is None:
+        return None
+    where, free = found
+    return DomainftError(f"no space left on the disk of {where} ({free / 2**20:.1f} MiB free; "
+                         f"{type(error).__name__}: {str(error)[:200]}). Free some space, then {then}")

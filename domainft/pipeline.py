@@ -17,8 +17,9 @@ from pathlib import Path
 from domainft import __version__, distributed
 from domainft.bases import hub_origin
 from domainft.card import dataset_of, model_card
-from domainft.errors import DomainftError
+from domainft.errors import DomainftError, out_of_space
 from domainft.export import export_run
+from domainft.gguf import cache_dir
 from domainft.lexicon import fold_new_rows, save_new_rows
 from domainft.methods import artefact_size
 from domainft.model import TrainedModel, load, save_model
@@ -56,7 +57,16 @@ def run(recipe: Recipe, resume: bool = False, progress: bool = True, echo=print,
     is refused (rundir.run_lock)."""
     distributed.setup()
     with run_lock(recipe.run_dir, echo=echo):
-        return _run(recipe, resume, progress, echo, callbacks)
+        try:
+            return _run(recipe, resume, progress, echo, callbacks)
+        except DomainftError:
+            raise
+        except Exception as e:  # a full disk mid-run says so, not with a library's traceback
+            full = out_of_space(e, [recipe.run_dir, cache_dir()], "continue with --resume (resume=True): the "
+                                "run keeps its last complete checkpoint")
+            if full is None:
+                raise
+            raise full from e
 
 
 def _run(recipe: Recipe, resume: bool, progress: bool, echo, callbacks) -> RunResult:

@@ -23,6 +23,7 @@ options, the base.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ import yaml
 from domainft import distributed
 from domainft.atomic import replace_dir, staged_dir, write_text
 from domainft.errors import DomainftError
+from domainft.gguf import cache_dir
 from domainft.locks import Busy, exclusive
 from domainft.methods import TuningMethod, get_method
 from domainft.recipe import Recipe
@@ -251,18 +253,28 @@ def run_lock(run_dir: Path, wait: bool = False, echo=print):
         yield
 
 
+def run_lock_target(run_dir: Path) -> Path:
+    """What a run directory's lock is taken on: a name in the cache, by the directory's absolute
+    path, so that taking it writes nothing beside the user's files (a refused run leaves them as
+    they were, modification times included)."""
+    key = hashlib.sha256(str(Path(run_dir).resolve()).encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "locks" / f"run-{key}"
+
+
 def _take_run_lock(held: ExitStack, run_dir: Path, wait: bool, echo) -> str | None:
     holder = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    target = run_lock_target(run_dir)
     try:
-        held.enter_context(exclusive(run_dir, wait=False, holder=holder))
+        held.enter_context(exclusive(target, wait=False, holder=holder))
     except Busy as busy:
         if not wait:
             return (f"output.dir: {run_dir} is in use by another domainft run ({busy.holder}). Wait for it to "
                     "end, or --set output.dir=... to run into another directory")
         echo(f"{run_dir}: waiting for the domainft run that holds it ({busy.holder})")
-        held.enter_context(exclusive(run_dir, wait=True, holder=holder))
-    except OSError as e:  # the lock file sits beside the run directory: its parent must be writable
-        return f"output.dir: cannot write beside {run_dir} ({e.strerror}); choose a writable output.dir"
+        held.enter_context(exclusive(target, wait=True, holder=holder))
+    except OSError as e:
+        return (f"cannot take the lock of {run_dir} in {target.parent} ({e.strerror}); set DOMAINFT_CACHE to a "
+                "writable directory")
     return None
 
 

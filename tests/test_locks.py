@@ -125,14 +125,24 @@ def test_new_files_and_directories_get_the_umask_as_any_other(tmp_path):
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o750
 
 
-def test_a_second_run_into_a_held_output_dir_is_refused_and_writes_nothing(make_recipe, tmp_path, holder):
-    recipe = make_recipe({"output.dir": str(tmp_path / "runs" / "finance")})
-    proc = holder(tmp_path / "runs" / "finance")  # as a `domainft run` training into it does
+def test_a_second_run_into_a_held_output_dir_is_refused_and_writes_nothing(make_recipe, tmp_path, holder,
+                                                                            monkeypatch):
+    from test_bad_inputs import snapshot
+
+    from domainft.rundir import run_lock_target
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "runs" / "finance"
+    recipe = make_recipe({"output.dir": str(run_dir)})
+    proc = holder(run_lock_target(run_dir))  # as a `domainft run` training into it does
+    (tmp_path / "runs").mkdir()
+    before = snapshot(tmp_path / "runs")
     with pytest.raises(DomainftError, match=r"output.dir: .*finance is in use by another domainft run "
                                             r"\(the holder process\).*--set output.dir="):
         quiet_run(recipe)
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == [".finance.lock.tmp"]  # the holder's
+    assert snapshot(tmp_path / "runs") == before  # modification times included
     proc.stdin.close()
     assert proc.wait() == 0
     result = quiet_run(recipe)  # once it has ended, the run goes ahead
     assert result.test and [p.name for p in (tmp_path / "runs").iterdir()] == ["finance"]
+    assert not (tmp_path / "cache" / "locks").exists()  # its lock is gone, and the folder made for it

@@ -159,3 +159,68 @@ def test_resume_mid_epoch_with_length_grouped_batches_is_exact(make_recipe, tmp_
     resumed = quiet_run(recipe, resume=True)
     assert resumed.metrics["train"]["resumed"] and resumed.metrics["test"] == straight.metrics["test"]
     np.testing.assert_allclose(resumed.model.logits(TEXTS), straight.model.logits(TEXTS), atol=1e-6)
+
+
+def test_a_full_disk_mid_training_says_so_and_resume_finishes_the_run(make_recipe, tmp_path, straight, monkeypatch):
+    """What torch.save raises when the disk fills during a checkpoint (it names no cause): the run says
+    the disk is full and what to do, and once there is room --resume gives the uninterrupted result."""
+    import shutil
+
+    from transformers import Trainer
+
+    recipe = make_recipe({"train.epochs": 3, "output.dir": str(tmp_path / "resumed")})
+    real_save, real_usage = Trainer._save_checkpoint, shutil.disk_usage
+    saved = []
+
+    def save_until_full(self, *args, **kwargs):
+        if saved:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        saved.append(real_save(self, *args, **kwargs))
+
+    def usage(path):  # the run's disk is full; the cache's is not
+        found = real_usage(path)
+        return found._replace(free=4096) if str(path).startswith(str(tmp_path)) else found
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_save_checkpoint", save_until_full)
+        m.setattr(shutil, "disk_usage", usage)
+        with pytest.raises(DomainftError, match=r"no space left on the disk of .*resumed \(0\.0 MiB free; "
+                                                r"RuntimeError: .*unexpected pos.*\)\. Free some space, then "
+                                                r"continue with --resume"):
+            quiet_run(recipe)
+    resumed = quiet_run(recipe, resume=True)
+    assert resumed.metrics["test"] == straight.metrics["test"]
+
+
+def test_an_export_onto_a_full_disk_says_so_and_leaves_nothing(make_recipe, tmp_path, monkeypatch):
+    import errno
+
+    from domainft import export
+
+    run = quiet_run(make_recipe())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "to_onnx", full)
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(app, ["export", str(run.run_dir), "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.search(r"no space left on the disk of .*bundle .*Free some space, then export again", result.output)
+    assert not out.exists() and not any(p.name.startswith(".bundle") for p in tmp_path.iterdir())
+
+
+def test_only_a_full_disk_is_called_one(tmp_path):
+    from domainft.errors import full_disk
+
+    assert full_disk(RuntimeError("size mismatch for classifier.weight"), [tmp_path]) is None  # a bug stays a bug
+    assert full_disk(OSError(28, "No space left on device"), [tmp_path])[0] == str(tmp_path)
+    try:
+        try:
+            raise OSError(122, "Disk quota exceeded")
+        except OSError as quota:
+            raise RuntimeError("saving failed") from quota
+    except RuntimeError as wrapped:
+        assert full_disk(wrapped, [tmp_path / "not" / "made" / "yet"])[0] == str(tmp_path / "not" / "made" / "yet")
+    said = Exception("Error while serializing: I/O error: No space left on device (os error 28)")  # safetensors
+    assert full_disk(said, [tmp_path]) is not None
