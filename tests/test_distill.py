@@ -300,3 +300,38 @@ def test_a_teacher_base_recipe_that_is_wrong_is_refused_with_its_field(tiny_base
     refused({"teacher_base": "mpnet", "teacher_set": ["train.lrr=1"]}, "train.lrr: unknown field")
     refused({"teacher_base": "mpnet", "teacher_set": ["train.lr"]}, "give FIELD=VALUE")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_student_waits_for_the_teacher_another_process_is_training(tiny_base, tmp_path, monkeypatch):
+    """Two students of one teacher_base started at once: the second waits for the first's teacher
+    training (the run lock on the teacher's directory), then uses it instead of training it again."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from domainft.rundir import run_lock_target
+    from domainft.teacher import teacher_recipe, teacher_run_dir
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    student = contract.recipe("classification", "full", tiny_base, tmp_path / "b",
+                              distill={"teacher_base": str(tiny_base)})
+    teacher = teacher_recipe(student).run_dir
+    hold = ("import sys; from pathlib import Path; from domainft.locks import exclusive\n"
+            "with exclusive(Path(sys.argv[1]), holder='the first student'):\n"
+            "    print('held', flush=True); sys.stdin.readline()\n"
+            "    (Path(sys.argv[2]) / 'metrics.json').write_text('{}')\n")  # its teacher, finished
+    teacher.mkdir(parents=True)
+    first = subprocess.Popen([sys.executable, "-c", hold, str(run_lock_target(teacher)), str(teacher)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert first.stdout.readline().strip() == "held"
+    said, trained = [], []
+    waiting = threading.Thread(target=lambda: said.append(teacher_run_dir(
+        student, lambda *a, **k: trained.append(a), echo=lambda line: said.append(line))))
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive() and "waiting for the domainft run that holds it (the first student)" in said[0]
+    first.communicate("\n", timeout=30)
+    waiting.join(30)
+    assert said[-1] == teacher and trained == []  # the first one's teacher, not trained again
+    assert "cached run" in said[-2]
