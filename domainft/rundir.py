@@ -293,13 +293,17 @@ def plan_run(recipe: Recipe, resume: bool) -> RunPlan:
         return _plan_resume(recipe, final, staging)
     if not final.holds_anything():
         return RunPlan(final, final)
+    foreign = final.foreign_entries()
+    listed = f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}"
     if not recipe.output.overwrite:
+        if foreign:  # the user's own files (a data folder given as output.dir): not "a run"
+            raise DomainftError(f"output.dir: {final.path} holds {listed}, which domainft did not write; it is not "
+                                "a run directory. Choose a new or empty output.dir")
         raise DomainftError(
             f"output.dir: {final.path} already holds a run. Use --resume to continue it, "
             "--set output.overwrite=true to replace it, or --set output.dir=... for a new one")
-    foreign = final.foreign_entries()
     if foreign:
-        raise _not_a_run(final, f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which")
+        raise _not_a_run(final, f"holds {listed}, which")
     if not final.is_started():
         raise _not_a_run(final, f"has no {RECIPE_FILE}, so it")
     return RunPlan(final, staging)

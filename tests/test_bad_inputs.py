@@ -199,6 +199,10 @@ CASES = {
                            {"r.yaml": PHRASEBANK}),
     "run_over_a_run": Case(["run", "r.yaml", "--set", "output.dir=<run>"], r"output\.dir: \S+ already holds a run",
                            {"r.yaml": PHRASEBANK}),
+    "run_into_a_folder_of_other_files": Case(["run", "r.yaml", "--set", "output.dir=mine"],
+                                             r"output\.dir: \S*mine holds notes\.txt, which domainft did not "
+                                             r"write; it is not a run directory\. Choose a new or empty output\.dir",
+                                             {"r.yaml": PHRASEBANK, "mine/notes.txt": "x"}),
     "run_data_error_writes_nothing": Case(["run", "r.yaml"], r"d\.txt line 2: expected 'sentence@label'",
                                           {"r.yaml": "name: bad\ndata: {format: phrasebank, path: d.txt}\n",
                                            "d.txt": "Profit rose .@positive\nno label here\n"}),
