@@ -18,7 +18,6 @@ temporary files left. Prints a table; `--readme` writes it into bench/README.md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner import METRICS_FILE, OUT, RESULTS, ROOT, save_results, write_readme_section
+from runner import METRICS_FILE, OUT, RESULTS, ROOT, table_command
 
 RECIPE = ROOT / "recipes" / "finance_sentiment.yaml"
 WORK = OUT / "crash_safety"
@@ -159,18 +158,7 @@ def table(results: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
-    parser.add_argument("--table", action="store_true", help="print the table of the saved results; run nothing")
-    args = parser.parse_args(argv)
-    if args.table:
-        results = json.loads(RESULTS_FILE.read_text())
-    else:
-        results = measure()
-        save_results(RESULTS_FILE, results)
-    print(table(results))
-    if args.readme:
-        write_readme_section("crash_safety.py", table(results))
+    table_command("crash_safety.py", __doc__.splitlines()[0], RESULTS_FILE, measure, table, argv)
 
 
 if __name__ == "__main__":

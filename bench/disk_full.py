@@ -11,7 +11,6 @@ mounts tmpfs file systems, and unmounts them); elsewhere it says so and measures
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner import METRICS_FILE, OUT, RESULTS, ROOT, save_results, write_readme_section
+from runner import METRICS_FILE, OUT, RESULTS, ROOT, table_command
 
 RECIPE = ROOT / "recipes" / "finance_sentiment.yaml"
 SAMPLE = ROOT / "data" / "finance_sentiment_sample.txt"
@@ -124,21 +123,9 @@ def _shown(said: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
-    parser.add_argument("--table", action="store_true", help="print the table of the saved results; run nothing")
-    args = parser.parse_args(argv)
-    if args.table:
-        results = json.loads(RESULTS_FILE.read_text())
-    elif os.geteuid() != 0 or not shutil.which("mount"):
-        print("disk_full.py mounts tmpfs file systems: run it as root (nothing measured)")
-        return
-    else:
-        results = measure()
-        save_results(RESULTS_FILE, results)
-    print(table(results))
-    if args.readme:
-        write_readme_section("disk_full.py", table(results))
+    root = os.geteuid() == 0 and shutil.which("mount")
+    table_command("disk_full.py", __doc__.splitlines()[0], RESULTS_FILE, measure, table, argv,
+                  cannot=None if root else "it mounts tmpfs file systems: run it as root")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The scripts run as `python bench/X.py` from anywhere: Python puts bench/ on sys.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import fcntl
 import json
@@ -290,6 +291,28 @@ def write_readme_section(name: str, markdown: str, readme: Path = README) -> Pat
     block = markdown.strip("\n")
     atomic.write_text(readme, f"{head}{begin}\n{block}\n{end}{tail}")
     return readme
+
+
+def table_command(script: str, description: str, results_file: Path, measure, table, argv=None,
+                  cannot: str | None = None) -> None:
+    """The command line of a benchmark that measures once and prints a table: `--table` prints the
+    saved results' table and measures nothing, `--readme` also writes it into bench/README.md.
+    `cannot`: why this machine cannot measure (said, and nothing measured)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
+    parser.add_argument("--table", action="store_true", help="print the table of the saved results; run nothing")
+    args = parser.parse_args(argv)
+    if args.table:
+        results = json.loads(results_file.read_text())
+    elif cannot:
+        print(f"{script}: {cannot} (nothing measured)")
+        return
+    else:
+        results = measure()
+        save_results(results_file, results)
+    print(table(results))
+    if args.readme:
+        write_readme_section(script, table(results))
 
 
 def finance_domain_texts(out: Path) -> Path:
