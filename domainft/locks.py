@@ -55,8 +55,11 @@ def exclusive(target: Path, *, wait: bool = True, holder: str = ""):
         fd = _acquire(path, wait, Path(target))
         try:
             _held().add(path)
-            os.ftruncate(fd, 0)
-            os.write(fd, holder.encode("utf-8"))
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, holder.encode("utf-8"))
+            except OSError:  # a full disk: the holder goes unnamed, the lock holds all the same
+                pass
             yield
         finally:
             _held().discard(path)
