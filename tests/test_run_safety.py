@@ -224,3 +224,25 @@ def test_only_a_full_disk_is_called_one(tmp_path):
         assert full_disk(wrapped, [tmp_path / "not" / "made" / "yet"])[0] == str(tmp_path / "not" / "made" / "yet")
     said = Exception("Error while serializing: I/O error: No space left on device (os error 28)")  # safetensors
     assert full_disk(said, [tmp_path]) is not None
+
+
+@pytest.mark.parametrize("command", ["adapt", "merge"])
+def test_an_adaptation_or_merge_onto_a_full_disk_says_so(command, make_recipe, tmp_path, monkeypatch):
+    import errno
+
+    from domainft import adapt, merge
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(adapt, "adapted_base", full)
+    monkeypatch.setattr(merge, "merge_run", full)
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(make_recipe({"adapt.task_texts": True}).to_yaml(), encoding="utf-8")
+    args = ["adapt", str(recipe)] if command == "adapt" else ["merge", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    then = "run the same command again" if command == "adapt" else "merge again"
+    assert re.search(rf"no space left on the disk of .*No space left on device\)\. Free some space, then {then}",
+                     " ".join(result.output.split()))
