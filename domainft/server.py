@@ -441,6 +441,35 @@ def app_from_env():
     return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse an address the server cannot listen on before the model is loaded: uvicorn says so
+    only after its start-up, in a log line, with an exit status of its own."""
+    import errno
+    import socket
+
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise DomainftError(f"serve --host: {host!r} is not an address of this machine ({e.strerror}); use "
+                            "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise DomainftError(f"serve --port: {host}:{port} is in use by another program; choose another "
+                                    "--port, or stop that program") from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise DomainftError(f"serve --host: {host} is not an address of this machine; use 127.0.0.1 "
+                                    "(this machine only) or 0.0.0.0 (every interface)") from None
+            if e.errno == errno.EACCES:
+                raise DomainftError(f"serve --port: listening on port {port} needs privileges here; choose a "
+                                    "port from 1024 up") from None
+            raise
+
+
 def serve(path: str | Path, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
           workers: int = 1, graceful_timeout: float = 30.0, log_level: str = "info") -> None:
     """Run the server until SIGTERM / Ctrl-C; requests in flight then finish (up to graceful_timeout s)."""
@@ -452,6 +481,7 @@ def serve(path: str | Path, settings: ServeSettings, host: str = "127.0.0.1", po
     settings.check()
     if workers < 1:
         raise DomainftError(f"serve --workers: must be at least 1 (got {workers})")
+    check_address(host, port)
     # A bad bundle fails here, once, with its message; one process serves the model loaded here, the
     # workers of several each load their own (a loaded engine does not cross a fork).
     predictor = Predictor(settings.bundle, settings.precision, settings.engine_threads() if workers == 1 else 1)

@@ -262,6 +262,22 @@ def test_serve_a_run_directory_and_refuse_what_is_not_a_bundle(bundles, tmp_path
     assert proc.returncode == 2 and "--max-wait-ms" in proc.stderr
 
 
+def test_a_port_in_use_or_a_foreign_host_is_refused_before_the_model_loads(bundles):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(bundles["classification"]),
+                               "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"serve --port: 127.0.0.1:{port} is in use by another program; choose another --port" in proc.stderr
+    assert "startup" not in proc.stderr  # refused before the server (and its model) started
+    proc = subprocess.run([sys.executable, "-m", "domainft", "serve", str(bundles["classification"]),
+                           "--host", "192.0.2.1", "--port", str(free_port())], capture_output=True, text=True,
+                          timeout=60)  # TEST-NET-1: an address no machine here holds
+    assert proc.returncode == 2 and "serve --host: 192.0.2.1 is not an address of this machine" in proc.stderr
+
+
 def test_workers_share_the_port_and_their_metrics_add_up(bundles):
     server = Server(bundles["classification"], "--workers", "2")
     try:
