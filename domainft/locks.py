@@ -2,11 +2,13 @@
 
 Used where two processes would otherwise write one place at once: two `domainft run`s into one
 output.dir, two exports into one bundle directory, two sweeps adapting one cached base. The lock is
-flock(2) on a hidden sibling file, `.NAME.lock.tmp` (hidden and ending in .tmp: a run directory
-knows such an entry as domainft's own). A flock goes away with its process, so a run killed with
-SIGKILL never leaves the lock held; the file is removed when the block ends (what a kill leaves,
-an empty file, the next holder takes and removes), and so are the parent directories the lock had
-to create, when they are still empty: a refused or failed command leaves the file system as it was.
+flock(2) on a hidden sibling of the target, `.NAME.lock.tmp` (hidden and ending in .tmp: a run
+directory knows such an entry as domainft's own); a run directory's own lock targets a name in the
+cache instead (rundir.run_lock_target), so that nothing is written beside the user's files. A
+flock goes away with its process, so a run killed with SIGKILL never leaves the lock held; the file
+is removed when the block ends (what a kill leaves, an empty file, the next holder takes and
+removes), and so are the parent directories the lock had to create, when they are still empty: a
+refused or failed command leaves the file system as it was.
 POSIX only, as the rest of domainft's file handling.
 """
 from __future__ import annotations
