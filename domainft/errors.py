@@ -1,4 +1,7 @@
 """User-facing failures: one message that names what is wrong and how to fix it."""
+import errno
+import shutil
+from pathlib import Path
 
 
 class DomainftError(Exception):
@@ -26,17 +29,14 @@ class DataError(DomainftError):
 # How a full disk shows: an OSError's errno, or (from safetensors' and tokenizers' Rust code) its
 # text. torch.save says nothing of the cause ("unexpected pos 576 vs 534"): there, what is left on
 # the disk tells.
-_NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
-_NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)  # this platform's numbers (EDQUOT is 122 on Linux, 69 on macOS)
+_NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded", *(f"os error {n}" for n in _NO_SPACE_ERRNOS))
 _NEARLY_FULL_BYTES = 16 * 2**20
 
 
 def full_disk(error: BaseException, places) -> tuple[str, int] | None:
     """(the place, its bytes free) when `error` came from a full disk under one of `places` (the
     directories a command writes: a run directory, the cache), else None."""
-    import shutil
-    from pathlib import Path
-
     chain, seen = [], error
     while seen is not None and len(chain) < 10:
         chain.append(seen)

@@ -447,12 +447,13 @@ def check_address(host: str, port: int) -> None:
     import errno
     import socket
 
+    not_here = (f"serve --host: {host} is not an address of this machine; use 127.0.0.1 (this machine only) "
+                "or 0.0.0.0 (every interface)")
     try:
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                          flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as e:
-        raise DomainftError(f"serve --host: {host!r} is not an address of this machine ({e.strerror}); use "
-                            "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+        raise DomainftError(f"{not_here} ({e.strerror})") from None
     with socket.socket(family, kind) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
@@ -462,8 +463,7 @@ def check_address(host: str, port: int) -> None:
                 raise DomainftError(f"serve --port: {host}:{port} is in use by another program; choose another "
                                     "--port, or stop that program") from None
             if e.errno == errno.EADDRNOTAVAIL:
-                raise DomainftError(f"serve --host: {host} is not an address of this machine; use 127.0.0.1 "
-                                    "(this machine only) or 0.0.0.0 (every interface)") from None
+                raise DomainftError(not_here) from None
             if e.errno == errno.EACCES:
                 raise DomainftError(f"serve --port: listening on port {port} needs privileges here; choose a "
                                     "port from 1024 up") from None
