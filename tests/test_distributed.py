@@ -126,3 +126,17 @@ def test_the_batch_size_must_split_over_the_processes(still_base, tmp_path):
     assert proc.returncode != 0
     assert "train.batch_size: 15 does not split evenly over 2 processes" in proc.stderr
     assert not out.exists()
+
+
+def test_a_held_output_dir_is_refused_on_every_rank_and_left_alone(still_base, tmp_path, monkeypatch):
+    from domainft.locks import exclusive
+    from domainft.rundir import run_lock_target
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))  # the ranks' cache, and this test's
+    out = tmp_path / "run"
+    with exclusive(run_lock_target(out), holder="the holder process"):  # as a run training into it does
+        proc = torchrun(recipe_file(tmp_path, still_base), out)
+    assert proc.returncode != 0
+    assert "is in use by another domainft run (the holder process)" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("in use by another")[0]  # refused, not crashed
+    assert not out.exists()
