@@ -273,18 +273,21 @@ def _export_spec(values: dict):
 @app.command()
 def predict(path: Path = typer.Argument(..., help="run directory (or its model/), or an exported bundle"),
             texts: Optional[List[str]] = typer.Argument(None, help="texts to predict"),
-            input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one text per line, a "
-                                                      'JSON string or {"text": ...} (ner: also a list of words; '
-                                                      'a text-pair model: {"text": ..., "text_pair": ...})'),
+            input_file: Optional[Path] = typer.Option(None, "--input", help="a .txt file, one text per line, "
+                                                      'or JSONL: per line a JSON string or {"text": ...} (ner: '
+                                                      'also a list of words; a text-pair model: {"text": ..., '
+                                                      '"text_pair": ...}); gzip or not'),
             batch_size: int = typer.Option(32, min=1, help="texts per model call"),
             fp32: bool = typer.Option(False, "--fp32", help=f"bundle: use {FP32_FILE} even if int8 exists"),
             code: Optional[List[Path]] = typer.Option(None, "--code", help=CODE_HELP)):
     """Predict with a trained run or an exported bundle (no torch needed); one JSON object per text."""
     try:
         import_code(code)
-        items = _arguments("predict", "text", texts) + (_read_inputs(input_file, words=True) if input_file else [])
+        given = _arguments("predict", "text", texts)
+        _note_file_arguments(given)
+        items = given + (_read_inputs(input_file, words=True) if input_file else [])
         if not items:
-            raise DomainftError("predict: give texts as arguments or --input FILE.jsonl")
+            raise DomainftError("predict: give texts as arguments or --input FILE (.txt or .jsonl)")
         model = _predictor(path, fp32)
         predictions = model.predict(items, batch_size=batch_size)
     except DomainftError as e:
@@ -376,24 +379,63 @@ def _arguments(command: str, what: str, values: list[str] | None) -> list[str]:
     return values
 
 
+def _note_file_arguments(texts: list[str]) -> None:
+    """A text argument that names a file is still a text (it may be meant so), but say how to read the
+    file: `domainft predict RUN texts.txt` otherwise predicts the label of the word 'texts.txt'."""
+    for text in texts:
+        if "\n" not in text and len(text) < 4096 and Path(text).is_file():
+            err.print(f"note: {text!r} is predicted as a text; to predict the texts in that file, pass "
+                      f"--input {text}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
                  expected: str = 'a JSON string, {"text": ...} or a list of words',
                  words: bool = False) -> list:
-    """--input JSONL: per line a JSON string or list, or an object holding one under the first of `keys`.
-    A list holds words (`words`: predict, ner) or chat messages {"role", "content"} (generate)."""
+    """--input: a .txt file (one text a line, blank lines skipped) or JSONL: per line a JSON string or
+    list, or an object holding one under the first of `keys`; either gzip-compressed or not (.gz). A
+    list holds words (`words`: predict, ner) or chat messages {"role", "content"} (generate)."""
+    text = _input_text(path)
+    if path.name.removesuffix(".gz").endswith(".txt"):
+        items = [line.strip() for line in text.split("\n") if line.strip()]  # not splitlines: \f stays
+    else:
+        items = _input_records(path, text, keys, expected, words)
+    if not items:
+        raise DomainftError(f"--input: {path} holds no lines to read; give one {expected} per line")
+    return items
+
+
+def _input_text(path: Path) -> str:
     if path.is_dir():
-        raise DomainftError(f"--input: {path} is a directory; give a JSONL file, one text per line")
+        raise DomainftError(f"--input: {path} is a directory; give a .txt or JSONL file, one text per line")
     if not path.is_file():
         raise DomainftError(f"--input: {path} does not exist")
     raw = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DomainftError(f"--input: {path} is not a complete gzip file ({e}); compress it again, or "
+                                "give it uncompressed without the .gz") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DomainftError(f"--input: {path} line {line}: bytes {raw[e.start:e.end]!r} are not valid UTF-8; "
                             "save the file as UTF-8") from None
+
+
+def _input_records(path: Path, text: str, keys: tuple[str, ...], expected: str, words: bool) -> list:
     items = []
-    for n, value in jsonl_records(text, f"--input: {path}"):
+    try:
+        records = list(jsonl_records(text, f"--input: {path}"))
+    except DomainftError as e:
+        if "not valid JSON" in str(e):  # most often plain text in a file not named .txt
+            raise DomainftError(f"{e}; a file of plain texts, one per line, is read as such when its name "
+                                "ends in .txt") from None
+        raise
+    for n, value in records:
         if isinstance(value, dict) and words and "text_pair" in value:  # a text pair, {"text", "text_pair"}
             if not (isinstance(value.get("text"), str) and isinstance(value["text_pair"], str)):
                 raise DomainftError(f"--input: {path} line {n}: a text pair needs two strings, "
@@ -405,8 +447,6 @@ def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
         if not isinstance(value, (str, list)) or isinstance(value, list) and not _list_item_ok(value, words):
             raise DomainftError(f"--input: {path} line {n}: expected {expected}")
         items.append(value)
-    if not items:
-        raise DomainftError(f"--input: {path} holds no lines to read; give one {expected} per line")
     return items
 
 
@@ -420,8 +460,9 @@ def _list_item_ok(value: list, words: bool) -> bool:
 @app.command()
 def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: generation recipe"),
              prompts: Optional[List[str]] = typer.Argument(None, help="prompts (user messages)"),
-             input_file: Optional[Path] = typer.Option(None, "--input", help="JSONL: one prompt per line, a JSON "
-                                                       'string, {"prompt": ...} or {"messages": [...]}'),
+             input_file: Optional[Path] = typer.Option(None, "--input", help="a .txt file, one prompt per line, or "
+                                                       'JSONL: per line a JSON string, {"prompt": ...} or '
+                                                       '{"messages": [...]}; gzip or not'),
              max_new_tokens: Optional[int] = typer.Option(None, min=1, max=8192,
                                                           help="default: the recipe's generation.max_new_tokens"),
              sample: bool = typer.Option(False, "--sample", help="sample instead of greedy decoding"),
@@ -445,7 +486,7 @@ def generate(run_dir: Path = typer.Argument(..., help="run directory of a task: 
                               '{"messages": [...]}') if input_file else [])
         items = _arguments("generate", "prompt", prompts) + given
         if not items:
-            raise DomainftError("generate: give prompts as arguments or --input FILE.jsonl")
+            raise DomainftError("generate: give prompts as arguments or --input FILE (.txt or .jsonl)")
         responses = load(run_dir).generate(items, max_new_tokens, batch_size, sample, temperature, top_p,
                                            seed if sample else None)
     except DomainftError as e:

@@ -1,5 +1,6 @@
 """ONNX export: parity with PyTorch for every task and tuning method (and a lexicon-extended
 vocabulary), the int8 gate, atomic failure, the torch-free predictor, the CLI, Optimum loading."""
+import gzip
 import json
 import subprocess
 import sys
@@ -268,6 +269,17 @@ def test_cli_exports_a_run_and_predicts_from_the_bundle(tiny_base, tmp_path):
     cli = runner.invoke(app, ["predict", str(bundle), "--input", str(inputs)])
     assert cli.exit_code == 0, cli.output
     assert [json.loads(line)["text"] for line in cli.output.splitlines()] == [TEXTS[0], TEXTS[2]]
+
+    # Plain text, one text a line (blank lines skipped), gzip or not: the same predictions as arguments.
+    plain = tmp_path / "in.txt"
+    plain.write_text(f"{TEXTS[0]}\n\n  {TEXTS[2]}\r\n", encoding="utf-8")
+    (tmp_path / "in.txt.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    by_args = runner.invoke(app, ["predict", str(bundle), TEXTS[0], TEXTS[2]]).output
+    for given in (plain, tmp_path / "in.txt.gz"):
+        cli = runner.invoke(app, ["predict", str(bundle), "--input", str(given)])
+        assert cli.exit_code == 0 and cli.output == by_args, cli.output
+    cli = runner.invoke(app, ["predict", str(bundle), str(plain)])  # a file named as a text: said so
+    assert cli.exit_code == 0 and f"to predict the texts in that file, pass --input {plain}" in cli.output
 
     cli = runner.invoke(app, ["export", str(result.run_dir), "--out", str(tmp_path / "plain"), "--no-fuse"])
     assert cli.exit_code == 0, cli.output
