@@ -257,6 +257,9 @@ CASES = {
     "data_unknown_label": data_case(f"  path: d.txt\n  {LABELS}", "d.txt", SENTENCES + "Odd .@bogus\n",
                                     r"data\.labels: d\.txt line 10: label 'bogus' is not in data\.labels "
                                     r"\(negative, neutral, positive\); add it there or fix the row"),
+    "data_label_ids_unnamed": data_case(f"  path: d.csv\n  {LABELS}", "d.csv", "text,label\nProfit rose,2\n",
+                                        r"d\.csv line 2: label '2' is not in data\.labels .*name them with "
+                                        r"data\.label_names, e\.g\. \{0: negative, 1: neutral, 2: positive\}"),
     "data_rare_label": data_case("  path: d.txt", "d.txt", SAMPLE.read_bytes() + b"Odd .@bogus\n",
                                  r"label 'bogus' has only 1 example\(s\) \(first at d\.txt line 303\); a "
                                  r"stratified split needs at least 3"),

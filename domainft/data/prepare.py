@@ -143,8 +143,13 @@ EXPECTED = {"phrasebank": ": `sentence@label` lines", "csv": ": a header row, th
 def undeclared(ex: Example, declared: list[str], label: str | None = None) -> DataError:
     """A label (default: the example's) that data.labels does not list."""
     label = ex.label if label is None else label
+    fix = "add it there or fix the row"
+    if str(label).lstrip("-").isdigit():  # ids where the recipe names classes: a mapping is missing
+        example = ", ".join(f"{i}: {name}" for i, name in enumerate(declared))
+        fix = (f"if the data's numbers stand for those labels, name them with data.label_names, e.g. "
+               f"{{{example}}} (in the data's own order); otherwise {fix}")
     return DataError(f"data.labels: {ex.where}: label {label!r} is not in data.labels "
-                     f"({', '.join(declared)}); add it there or fix the row")
+                     f"({', '.join(declared)}); {fix}")
 
 
 def _label_set(declared: list[str] | None, train: list[Example], others: list[Example]) -> list[str]:
