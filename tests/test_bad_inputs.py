@@ -249,6 +249,12 @@ CASES = {
                                      r"d\.csv: no column 'text'; columns are: sentence, label\. Set data\.text_column"),
     "data_wrong_delimiter": data_case("  path: d.csv", "d.csv", "text;label\na;x\n",
                                       r"d\.csv: no column 'text'.*The header looks ';'-separated: set data\.delimiter"),
+    "data_duplicate_header": data_case("  path: d.csv", "d.csv", "text,text,label\na,b,x\n",
+                                       r"d\.csv: the header names column 'text' 2 times \(columns 1, 2\), and "
+                                       r"data\.text_column reads it; rename all but one"),
+    "data_every_text_conflicts": data_case("  path: d.csv", "d.csv", "text,label\n" + "same,x\nsame,y\n" * 20,
+                                           r"cannot split the data .* Only 0 of 40 rows are left after deduplication "
+                                           r"removed 0 repeats and 40 rows whose text also has another label: check"),
     "data_ragged_row": data_case("  path: d.csv", "d.csv", "text,label\na,b,c\n",
                                  r"d\.csv line 2: 3 cells but the header has 2"),
     "data_empty_text": data_case(TRAIN, "d.csv", "text,label\na,x\n,y\n", r"d\.csv line 3: empty text"),
@@ -257,6 +263,9 @@ CASES = {
     "data_unknown_label": data_case(f"  path: d.txt\n  {LABELS}", "d.txt", SENTENCES + "Odd .@bogus\n",
                                     r"data\.labels: d\.txt line 10: label 'bogus' is not in data\.labels "
                                     r"\(negative, neutral, positive\); add it there or fix the row"),
+    "data_label_case_differs": data_case(f"  path: d.csv\n  {LABELS}", "d.csv", "text,label\nProfit rose,Positive\n",
+                                         r"label 'Positive' is not in data\.labels .*; it differs from 'positive' "
+                                         r"only in letter case"),
     "data_label_ids_unnamed": data_case(f"  path: d.csv\n  {LABELS}", "d.csv", "text,label\nProfit rose,2\n",
                                         r"d\.csv line 2: label '2' is not in data\.labels .*name them with "
                                         r"data\.label_names, e\.g\. \{0: negative, 1: neutral, 2: positive\}"),

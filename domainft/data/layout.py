@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Hashable, TypeVar
 
+from domainft.errors import DataError
+
 if TYPE_CHECKING:
     from domainft.data.spec import DataSpec
 
@@ -27,7 +29,10 @@ def read_and_split(spec: DataSpec, read: Callable[[Path], list[T]], split: Split
             items, removed = dedup(items)
             report.update(removed)
         s = spec.split
-        train, validation, test = split(items, s.validation, s.test)
+        try:
+            train, validation, test = split(items, s.validation, s.test)
+        except DataError as e:
+            raise _after_dedup(e, report, len(items)) from None
         report["split"] = f"seeded {split_kind} of {spec.path} (seed {s.seed})"
     else:
         train = read(Path(spec.train))
@@ -39,3 +44,17 @@ def read_and_split(spec: DataSpec, read: Callable[[Path], list[T]], split: Split
         report["overlap_train_test"] = len({key(x) for x in train} & {key(x) for x in test})
     report["counts"] = {"train": len(train), "validation": len(validation), "test": len(test)}
     return train, validation, test, report
+
+
+def _after_dedup(error: DataError, report: dict, kept: int) -> DataError:
+    """A split that fails after deduplication removed rows says so: rows that share a text but not a
+    label are all dropped, so a wrong text column (one value for every row) leaves nothing to split."""
+    removed = report["rows_read"] - kept
+    if not removed:
+        return error
+    why = f"{report.get('duplicates_removed', 0)} repeats"
+    if "conflicting_rows_removed" in report:
+        why += f" and {report['conflicting_rows_removed']} rows whose text also has another label"
+    return DataError(f"{str(error).rstrip('.')}. Only {kept} of {report['rows_read']} rows are left after "
+                     f"deduplication removed {why}: check that the text is read from the right column, or set "
+                     "data.dedup: false")

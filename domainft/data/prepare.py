@@ -144,7 +144,11 @@ def undeclared(ex: Example, declared: list[str], label: str | None = None) -> Da
     """A label (default: the example's) that data.labels does not list."""
     label = ex.label if label is None else label
     fix = "add it there or fix the row"
-    if str(label).lstrip("-").isdigit():  # ids where the recipe names classes: a mapping is missing
+    same = [name for name in declared if name.casefold() == str(label).strip().casefold()]
+    if same:  # 'Negative' for 'negative': labels are compared exactly
+        fix = (f"it differs from {same[0]!r} only in letter case or spaces, and labels are compared "
+               "exactly; write the data's labels as data.labels does, or list them there as the data does")
+    elif str(label).lstrip("-").isdigit():  # ids where the recipe names classes: a mapping is missing
         example = ", ".join(f"{i}: {name}" for i, name in enumerate(declared))
         fix = (f"if the data's numbers stand for those labels, name them with data.label_names, e.g. "
                f"{{{example}}} (in the data's own order); otherwise {fix}")

@@ -316,6 +316,10 @@ def _check_columns(path: Path, columns: list[str], fields: TextFields, where: st
                 f"{path}{where}: no column {name!r}; columns are: {', '.join(map(str, columns)) or '(none)'}. "
                 f"Set {setting} to one of them.{_delimiter_hint(columns)}"
             )
+        at = [i for i, column in enumerate(columns, start=1) if column == name]
+        if len(at) > 1:  # csv reads the last of them, silently
+            raise DataError(f"{path}{where}: the header names column {name!r} {len(at)} times (columns "
+                            f"{', '.join(map(str, at))}), and {setting} reads it; rename all but one")
 
 
 def _delimiter_hint(columns: list[str]) -> str:
