@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from domainft import load, run
-from domainft.data.ner import Sentence, prepare_sentences, read_conll, read_ner_jsonl, to_iob2
+from domainft.data.ner import Sentence, SpanKeys, prepare_sentences, read_conll, read_ner_jsonl, to_iob2
 from domainft.decode import spans
 from domainft.errors import DataError, RecipeError
 from domainft.model import TrainedModel
@@ -79,6 +79,79 @@ def test_jsonl_reader_and_its_errors(tmp_path):
 
 
 # --- schemes ----------------------------------------------------------------------------------
+
+
+def as_span_records(sentences: list[Sentence], form: str) -> str:
+    """The sentences as annotation tools export them: words joined by single spaces, each entity a
+    character span (forms: doccano classic, doccano, Prodigy / spaCy)."""
+    lines = []
+    for s in sentences:
+        starts, pos = [], 0
+        for w in s.words:
+            starts.append(pos)
+            pos += len(w) + 1
+        spans = [(starts[i], starts[j] + len(s.words[j]), s.tags[i][2:]) for i, j in _entities(s.tags)]
+        text = " ".join(s.words)
+        if form == "label":
+            lines.append({"text": text, "label": [list(x) for x in spans]})
+        elif form == "entities":
+            lines.append({"text": text, "entities": [{"start_offset": a, "end_offset": b, "label": t}
+                                                     for a, b, t in spans]})
+        else:
+            lines.append({"text": text, "spans": [{"start": a, "end": b, "label": t} for a, b, t in spans]})
+    return "".join(json.dumps(x) + "\n" for x in lines)
+
+
+def _entities(tags: list[str]) -> list[tuple[int, int]]:
+    out = []
+    for i, t in enumerate(tags):
+        if t.startswith("B-"):
+            j = i
+            while j + 1 < len(tags) and tags[j + 1] == f"I-{t[2:]}":
+                j += 1
+            out.append((i, j))
+    return out
+
+
+@pytest.mark.parametrize("form", ["label", "entities", "spans"])
+def test_character_spans_read_as_the_same_sentences_as_their_conll(tmp_path, form):
+    conll = prepare_sentences(DataSpec(path=str(SAMPLE_DIR), format="conll"))
+    for name, split in (("train", conll.train), ("devel", conll.validation), ("test", conll.test)):
+        write(tmp_path / f"{name}.jsonl", as_span_records(split, form))
+    spans = prepare_sentences(DataSpec(path=str(tmp_path)))
+    assert spans.labels == conll.labels and spans.report["counts"] == conll.report["counts"]
+    for a, b in zip(conll.train + conll.validation + conll.test, spans.train + spans.validation + spans.test):
+        assert (a.words, a.tags) == (b.words, b.tags)
+    assert spans.report["spans_expanded"] == 0
+
+
+def test_span_records_split_text_as_prediction_does_and_their_errors(tmp_path):
+    f = write(tmp_path / "a.jsonl", json.dumps({"text": "Two had ataxia-telangiectasia. ",
+                                                "spans": [[7, 29, "Disease"]]}) + "\n")  # from the space before
+    (s,) = read_ner_jsonl(f, "tokens", "tags")
+    assert s.words == ["Two", "had", "ataxia", "-", "telangiectasia", "."]
+    assert s.tags == ["O", "O", "B-Disease", "I-Disease", "I-Disease", "O"]
+
+    def fails(record, message, **spans):
+        bad = write(tmp_path / "bad.jsonl", json.dumps(record) + "\n")
+        with pytest.raises(DataError, match=message):
+            read_ner_jsonl(bad, "tokens", "tags", spans=SpanKeys(**spans))
+
+    text = "BRCA1 and cancer"
+    fails({"text": text, "spans": [[0, 4, "Gene"]]}, r"bad\.jsonl line 1 \(span 1\): 'BRCA' \(0-4\) cuts the "
+          r"word\(s\) 'BRCA1'.*data\.repair_tags: true")
+    fails({"text": text, "spans": [[0, 5, "Gene"], [0, 9, "Gene"]]}, r"\(span 2\): 'BRCA1 and' overlaps another span")
+    fails({"text": text, "spans": [[10, 99, "Disease"]]}, r"offsets 10-99 are not inside the text \(0-16\)")
+    fails({"text": text, "spans": [{"begin": 0, "end": 5}]}, r"\(span 1\): expected \[start, end, label\]")
+    fails({"text": text, "spans": [[5, 6, "X"]]}, r"\(span 1\): the span holds only spaces")
+    fails({"text": text, "ents": [[0, 5, "Gene"]]}, r"no 'tokens' key .*or give a text and its entity spans")
+    fails({"body": text, "ents": [[0, 5, "Gene"]]}, r"no 'tokens' key", text="text", spans="ents")
+
+    grown = write(tmp_path / "g.jsonl", json.dumps({"text": text, "ents": [[0, 4, "Gene"]]}) + "\n")
+    keys = SpanKeys("text", "ents", repair=True)
+    (s,) = read_ner_jsonl(grown, "tokens", "tags", spans=keys)
+    assert s.tags == ["B-Gene", "O", "O"] and keys.expanded == 1
+
 
 def sentence(tags: str) -> Sentence:
     tags_ = tags.split()

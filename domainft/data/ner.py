@@ -1,13 +1,17 @@
 """Token-tagged data for NER: CoNLL column files and JSONL, tag schemes converted to IOB2.
 
 CoNLL: one token per line with its tag in a chosen column (default: the last), a blank line between
-sentences, `-DOCSTART-` lines ignored. JSONL: one sentence per line, `{"tokens": [...], "tags": [...]}`.
+sentences, `-DOCSTART-` lines ignored. JSONL: one sentence per line, `{"tokens": [...], "tags": [...]}`,
+or a text with character-offset entity spans as annotation tools export them (doccano, Prodigy /
+spaCy): `{"text": ..., "spans": [[start, end, label], ...]}`, split into words the way prediction
+splits a text (wordwindows.WORD), so a model trained on spans answers in the same offsets.
 Schemes IOB1, IOB2 (BIO), BIOES and BILOU are read and converted to IOB2, the scheme the model is
 trained on and seqeval scores in strict mode. Malformed tags are errors naming file and line; the one
 repair offered (`data.repair_tags`: an I-X that opens an entity becomes B-X) is counted in the report.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ class Sentence:
     source: str
     line: int  # 1-based line of the first token (CoNLL) or of the record (JSONL)
     token_per_line: bool = True
+    from_spans: bool = False  # tagged from character spans: IOB2 already, whatever data.scheme says
 
     def where(self, token: int = 0) -> str:
         if self.token_per_line:
@@ -129,16 +134,24 @@ def read_token_table(path: Path, spec: DataSpec, encoding: str = "utf-8") -> lis
     return sentences
 
 
-def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8") -> list[Sentence]:
+def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "utf-8",
+                   spans: SpanKeys | None = None) -> list[Sentence]:
+    """Sentences from JSONL: tokens and tags per record, or (`spans`) a text and its entity spans."""
+    spans = spans or SpanKeys()
     sentences = []
     for lineno, record in json_records(read_text(path, encoding), str(path)):
         if not isinstance(record, dict):
             raise DataError(f"{path} line {lineno}: expected a JSON object such as "
                             f'{{"{tokens_key}": [...], "{tags_key}": [...]}}, got {type(record).__name__}')
+        if tokens_key not in record and spans.of(record) is not None:
+            sentences.append(_span_sentence(record, spans, f"{path} line {lineno}", str(path), lineno))
+            continue
         for key in (tokens_key, tags_key):
             if key not in record:
                 raise DataError(f"{path} line {lineno}: no {key!r} key (keys: {', '.join(record)}); set "
-                                "data.tokens_column / data.tags_column to the names your file uses")
+                                "data.tokens_column / data.tags_column to the names your file uses, or give "
+                                f'a text and its entity spans: {{"{spans.text}": ..., "spans": [[start, end, '
+                                'label], ...]}')
         words, tags = record[tokens_key], record[tags_key]
         if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
             raise DataError(f"{path} line {lineno}: {tokens_key!r} and {tags_key!r} must be lists of "
@@ -155,6 +168,78 @@ def read_ner_jsonl(path: Path, tokens_key: str, tags_key: str, encoding: str = "
 
 def _length(value) -> str:
     return str(len(value)) if isinstance(value, list) else type(value).__name__
+
+
+# --- character spans -------------------------------------------------------------------------
+
+SPAN_KEYS = ("spans", "entities", "label")  # Prodigy / spaCy, doccano (new), doccano (classic)
+
+
+@dataclass
+class SpanKeys:
+    """Where a span record keeps its text and spans (data.text_column, data.spans_column; by default
+    the first of SPAN_KEYS the record has), and whether a span that cuts a word grows to whole words."""
+    text: str = "text"
+    spans: str | None = None
+    repair: bool = False
+    expanded: int = 0  # spans grown to whole words (data.repair_tags), for the report
+
+    def of(self, record: dict) -> str | None:
+        if not isinstance(record.get(self.text), str):
+            return None
+        keys = [self.spans] if self.spans else SPAN_KEYS
+        return next((k for k in keys if isinstance(record.get(k), list)), None)
+
+
+def _span_sentence(record: dict, keys: SpanKeys, where: str, source: str, line: int) -> Sentence:
+    from domainft.wordwindows import words_with_offsets
+
+    text = record[keys.text]
+    words, starts, _ = words_with_offsets(text)
+    ends = [st + len(w) for st, w in zip(starts, words)]
+    tags = ["O"] * len(words)
+    for n, item in enumerate(record[keys.of(record)], start=1):
+        start, end, label = _span(item, text, f"{where} (span {n})")
+        # Stripped of spaces, a span holds a word: every other character is one (WORD).
+        first = next(i for i, e in enumerate(ends) if e > start)
+        last = max(i for i, st in enumerate(starts) if st < end)
+        if starts[first] < start or ends[last] > end:  # the span cuts a word
+            if not keys.repair:
+                raise DataError(f"{where} (span {n}): {text[start:end]!r} ({start}-{end}) cuts the word(s) "
+                                f"{text[starts[first]:ends[last]]!r}; spans are read in whole words (split at "
+                                "spaces and punctuation): fix its offsets, or set data.repair_tags: true to "
+                                "grow such spans to whole words (counted)")
+            keys.expanded += 1
+        if any(t != "O" for t in tags[first:last + 1]):
+            raise DataError(f"{where} (span {n}): {text[start:end]!r} overlaps another span; IOB2 tags hold "
+                            "one entity per word: remove one of them")
+        tags[first:last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
+    if not words:
+        raise DataError(f"{where}: the text holds no words; remove the line or give it text")
+    return Sentence(words, tags, source, line, False, from_spans=True)
+
+
+def _span(item, text: str, where: str) -> tuple[int, int, str]:
+    """(start, end, label) of one span, stripped of the spaces annotation tools often include."""
+    if isinstance(item, dict):
+        start = item.get("start", item.get("start_offset"))
+        end = item.get("end", item.get("end_offset"))
+        label = item.get("label")
+    elif isinstance(item, list) and len(item) == 3:
+        start, end, label = item
+    else:
+        start = end = label = None
+    if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)) or not label.strip():
+        raise DataError(f"{where}: expected [start, end, label] or {{\"start\": ..., \"end\": ..., "
+                        f"\"label\": ...}} with character offsets and a label, got {json.dumps(item)[:80]}")
+    if not 0 <= start < end <= len(text):
+        raise DataError(f"{where}: offsets {start}-{end} are not inside the text (0-{len(text)}) with start "
+                        "before end; offsets count characters, end exclusive")
+    stripped = len(text[start:end].lstrip())
+    start, end = end - stripped, end - stripped + len(text[end - stripped:end].rstrip())
+    if start == end:
+        raise DataError(f"{where}: the span holds only spaces; remove it")
+    return start, end, label.strip()
 
 
 # --- schemes ---------------------------------------------------------------------------------
@@ -280,12 +365,14 @@ def _read(path: Path, spec: DataSpec, report: dict) -> list[Sentence]:
     elif fmt == "token_table":
         sentences = read_token_table(path, spec, encoding)
     else:
-        sentences = read_ner_jsonl(path, spec.tokens_column, spec.tags_column, encoding)
+        spans = SpanKeys(spec.text_column, spec.spans_column, spec.repair_tags)
+        sentences = read_ner_jsonl(path, spec.tokens_column, spec.tags_column, encoding, spans)
+        report["spans_expanded"] = report.get("spans_expanded", 0) + spans.expanded
     for s in sentences:
         for i, w in enumerate(s.words):
             if not w.strip():
                 raise DataError(f"{s.where(i)}: empty token; remove the line or give it text")
-        s.tags, repaired = to_iob2(s, spec.scheme, spec.repair_tags)
+        s.tags, repaired = to_iob2(s, "iob2" if s.from_spans else spec.scheme, spec.repair_tags)
         report["tags_repaired"] += repaired
     return sentences
 

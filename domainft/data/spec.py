@@ -179,10 +179,15 @@ class DataSpec(Section):
     tokens_column: str = Field("tokens", description="JSONL key of the token list (ner)")
     tags_column: str = Field("tags", description="JSONL key of the tag list (ner); format token_table: the "
                              "column of each token's tag")
+    spans_column: str | None = Field(None, description="ner, JSONL without tokens: the key of a record's "
+                                     "character-offset entity spans beside its text (data.text_column): "
+                                     "[[start, end, label], ...] or [{start, end, label}]; default: the first "
+                                     "of spans, entities, label")
     sentence_columns: list[str] = Field(default_factory=list, description="ner, format token_table: the "
                                         "columns whose values a sentence's rows share (e.g. [doc_idx, sent_idx])")
     scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field("iob2", description="tag scheme of the files")
-    repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X (counted)")
+    repair_tags: bool = Field(False, description="turn an I-X that opens an entity into B-X; grow a "
+                              "character span that cuts a word to whole words (counted)")
     stride: int = Field(32, ge=0, description="tokens shared by neighbouring windows of a long input (ner "
                         "sentences; classification with long_inputs: windows)")
     # generation only

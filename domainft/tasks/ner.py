@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 # Recipe fields that only NER reads (tasks/base.py, Task.fields).
 FIELDS = frozenset({"data.labels", "data.label_names", "data.sentence_columns", "data.delimiter",
-                    "data.conll_tag_index", "data.tokens_column", "data.tags_column", "data.scheme",
-                    "data.repair_tags", "data.stride", "lexicon", "train.class_weights", "train.label_smoothing",
-                    "export.enabled"})
+                    "data.conll_tag_index", "data.tokens_column", "data.tags_column", "data.text_column",
+                    "data.spans_column", "data.scheme", "data.repair_tags", "data.stride", "lexicon",
+                    "train.class_weights", "train.label_smoothing", "export.enabled"})
 
 
 @register_task("ner")
