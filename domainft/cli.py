@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from domainft.errors import DomainftError
+from domainft.errors import DomainftError, where_to_look
 from domainft.jsonl import jsonl_records, lone_surrogate, shown
 from domainft.serving import FP32_FILE, INT8_FILE
 
@@ -408,7 +408,7 @@ def _input_text(path: Path) -> str:
     if path.is_dir():
         raise DomainftError(f"--input: {path} is a directory; give a .txt or JSONL file, one text per line")
     if not path.is_file():
-        raise DomainftError(f"--input: {path} does not exist")
+        raise DomainftError(f"--input: {path} does not exist ({where_to_look(path)})")
     raw = path.read_bytes()
     if path.suffix == ".gz":
         import gzip

@@ -13,6 +13,21 @@ class DomainftError(Exception):
     exit_code = 2
 
 
+def where_to_look(path: Path) -> str:
+    """For a file that is not there: where relative paths start, and the nearest name beside it
+    (finance_sentiment.yml for .yaml, train.csv for train.csv.gz) when one is close."""
+    import difflib
+
+    path = Path(path)
+    hint = f"relative paths start at {Path.cwd()}"
+    try:
+        names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"{hint}; did you mean {path.with_name(close[0])}?" if close else hint
+
+
 class RecipeError(DomainftError):
     """The recipe failed validation; `problems` lists each `field.path: message`."""
 

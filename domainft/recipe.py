@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 
 # The data section's schemas live with the data readers (a leaf module); they are re-exported here.
 from domainft.data.spec import ColumnSpec, DataSpec, FlagSpec, SplitSpec, WideSpec
-from domainft.errors import RecipeError
+from domainft.errors import RecipeError, where_to_look
 from domainft.jsonl import lone_surrogate, shown
 from domainft.methods import METHODS, TuningOptions
 from domainft.schema import Section, field_error
@@ -518,7 +518,7 @@ class Recipe(Section):
             raise RecipeError([f"{path} is a directory; a recipe is a YAML file (e.g. "
                                "recipes/finance_sentiment.yaml)"], str(path))
         if not path.is_file():
-            raise RecipeError([f"file not found: {path} (relative paths start at {Path.cwd()})"], str(path))
+            raise RecipeError([f"file not found: {path} ({where_to_look(path)})"], str(path))
         try:
             raw = yaml.load(_recipe_text(path), Loader=RecipeLoader) or {}
         except DuplicateKeyError as e:

@@ -232,6 +232,11 @@ CASES = {
                                        r"generate: prompt argument 1 .* is not valid UTF-8 text"),
     "validate_not_utf8_recipe_path": Case(["validate", "caf\udce9.yaml"], r"file not found: caf\\udce9\.yaml"),
     # --- data -----------------------------------------------------------------------------------
+    "recipe_name_nearly_right": Case(["validate", "finance.yml"], r"file not found: finance\.yml \(relative "
+                                                                 r"paths start at .*; did you mean finance\.yaml\?\)",
+                                     {"finance.yaml": "name: x\n"}),
+    "data_name_nearly_right": data_case("  path: train.csv", "train.csv.gz", "x",
+                                        r"train\.csv: file not found .*did you mean train\.csv\.gz\?"),
     "data_missing_file": data_case("  path: nope.txt", "other.txt", "x", r"nope\.txt: file not found"),
     "data_path_is_directory": data_case("  path: adir\n  format: csv", "adir/d.csv", CSV_OK,
                                         r"adir: a directory, not a data file; give the file itself"),

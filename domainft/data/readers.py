@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 from domainft.data.cells import CellError, as_text, is_missing, parse_number, render
 from domainft.data.spec import template_fields
 from domainft.data.tables import TABLE_FORMATS, is_saved_dataset, table_rows
-from domainft.errors import DataError
+from domainft.errors import DataError, where_to_look
 from domainft.jsonl import json_records
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ def read_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped when it is gzip-compressed (by its magic bytes, not its name)."""
     _not_a_directory(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found (relative paths start at {Path.cwd()})")
+        raise DataError(f"{path}: file not found ({where_to_look(path)})")
     try:
         raw = path.read_bytes()
     except OSError as e:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domainft.errors import DataError
+from domainft.errors import DataError, where_to_look
 
 TABLE_FORMATS = ("parquet", "hf_dataset")
 
@@ -27,7 +27,7 @@ def _parquet_rows(path: Path) -> tuple[list[str], list[dict]]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
-        raise DataError(f"{path}: file not found (relative paths start at {Path.cwd()})")
+        raise DataError(f"{path}: file not found ({where_to_look(path)})")
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow's ArrowInvalid and friends: not a Parquet file
