@@ -27,7 +27,7 @@ from domainft.errors import DomainftError
 from domainft.model import load
 from domainft.parity import MAX_ABS_DIFF, Batches, drop_points, quality
 from domainft.prepare import encode_splits, read_data
-from domainft.rundir import RunDir, method_from_manifest, read_manifest, run_dir_of
+from domainft.rundir import RunDir, method_from_manifest, read_manifest, reading_run, run_dir_of
 from domainft.serving import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
@@ -63,10 +63,15 @@ def export_run(run_dir: str | Path, spec=None, out: str | Path | None = None, va
     directory (default: spec.dir, else RUN_DIR/onnx); validation: the encoded validation set (default:
     re-read through the saved recipe.yaml) on which parity and int8 quality are measured.
     """
-    import torch
-
     run = run_dir_of(run_dir)
     _refuse_generation(run)
+    with reading_run(run.path, "export"):
+        return _export(run, spec, out, validation, echo)
+
+
+def _export(run: RunDir, spec, out, validation, echo) -> ExportResult:
+    import torch
+
     if spec is None or validation is None:
         recipe = run.read_recipe("export")
         spec = spec or recipe.export

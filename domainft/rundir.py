@@ -253,6 +253,27 @@ def run_lock(run_dir: Path, wait: bool = False, echo=print):
         yield
 
 
+@contextmanager
+def reading_run(run_dir: Path, command: str):
+    """Hold run_dir's run lock while `command` (an export) reads the run, in this process alone: a
+    `domainft run` replacing or resuming it now would otherwise swap the model out from under the
+    export, and publish the bundle into the run it removes. Refused at once, the run named. A cache
+    where no lock can be taken does not stop the command: the lock guards, it never was required."""
+    with ExitStack() as held:
+        try:
+            held.enter_context(exclusive(run_lock_target(run_dir), wait=False, holder=_holder()))
+        except Busy as busy:
+            raise DomainftError(f"{command}: {run_dir} is in use by a domainft run ({busy.holder}); {command} it "
+                                "once that run has ended") from None
+        except OSError:
+            pass
+        yield
+
+
+def _holder() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
 def run_lock_target(run_dir: Path) -> Path:
     """What a run directory's lock is taken on: a name in the cache, by the directory's absolute
     path, so that taking it writes nothing beside the user's files (a refused run leaves them as
@@ -262,7 +283,7 @@ def run_lock_target(run_dir: Path) -> Path:
 
 
 def _take_run_lock(held: ExitStack, run_dir: Path, wait: bool, echo) -> str | None:
-    holder = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    holder = _holder()
     target = run_lock_target(run_dir)
     try:
         held.enter_context(exclusive(target, wait=False, holder=holder))

@@ -146,3 +146,21 @@ def test_a_second_run_into_a_held_output_dir_is_refused_and_writes_nothing(make_
     result = quiet_run(recipe)  # once it has ended, the run goes ahead
     assert result.test and [p.name for p in (tmp_path / "runs").iterdir()] == ["finance"]
     assert not (tmp_path / "cache" / "locks").exists()  # its lock is gone, and the folder made for it
+
+
+def test_an_export_of_a_run_that_a_run_holds_is_refused_and_writes_nothing(make_recipe, tmp_path, holder,
+                                                                            monkeypatch):
+    from domainft.export import export_run
+    from domainft.rundir import run_lock_target
+
+    monkeypatch.setenv("DOMAINFT_CACHE", str(tmp_path / "cache"))
+    result = quiet_run(make_recipe({"output.dir": str(tmp_path / "run"), "export.enabled": False}))
+    before = sorted(p.name for p in result.run_dir.iterdir())
+    proc = holder(run_lock_target(result.run_dir))  # a run replacing or resuming it, in another terminal
+    with pytest.raises(DomainftError, match=r"export: .*run is in use by a domainft run \(the holder process\); "
+                                            r"export it once that run has ended"):
+        export_run(result.run_dir, echo=lambda *a: None)
+    assert sorted(p.name for p in result.run_dir.iterdir()) == before  # no bundle, no staging
+    proc.stdin.close()
+    assert proc.wait() == 0
+    assert export_run(result.run_dir, echo=lambda *a: None).dir.is_dir()  # once it has ended
