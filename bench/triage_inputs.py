@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from domainft.data.cells import as_text, parse_number
+from domainft.cells import as_text, parse_number
 from domainft.data.readers import delimited_rows, read_text, template_fields
 from domainft.errors import DomainftError
 from domainft.ordinal import FINE_SWEEP, escalate, severity_rates

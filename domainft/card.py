@@ -270,9 +270,11 @@ def _templates(metrics: dict) -> list[str]:
              for k in ("text_template", "text_pair_template") if dataset.get(k)]
     if not shown:
         return []
-    return [f"Training built each text from table columns (data.text_template): {'; '.join(shown)}. Build inputs "
-            "the same way before predicting (the run's recipe.yaml has the column settings: codes, units, "
-            "flags).", ""]
+    return [f"Training built each text from table columns (data.text_template): {'; '.join(shown)}. domainft "
+            "builds new rows the same way: `predict` of the model and of its bundle takes rows {column: value}, "
+            "and `domainft predict --input` a CSV or JSONL of them. Other clients build inputs the same way "
+            "before predicting (domainft.json's `text_inputs.records` has the column settings: codes, units, "
+            "missing markers, flags).", ""]
 
 
 def _scores(m: dict) -> str:

@@ -285,10 +285,11 @@ def predict(path: Path = typer.Argument(..., help="run directory (or its model/)
         import_code(code)
         given = _arguments("predict", "text", texts)
         _note_file_arguments(given)
-        items = given + (_read_inputs(input_file, words=True) if input_file else [])
-        if not items:
-            raise DomainftError("predict: give texts as arguments or --input FILE (.txt or .jsonl)")
+        if not given and input_file is None:
+            raise DomainftError("predict: give texts as arguments or --input FILE (.txt, .jsonl or .csv)")
         model = _predictor(path, fp32)
+        rows = getattr(model, "records", None)  # a model trained on texts built from columns renders rows
+        items = given + (_read_inputs(input_file, words=True, rows=rows) if input_file else [])
         predictions = model.predict(items, batch_size=batch_size)
     except DomainftError as e:
         _fail(e)
@@ -390,15 +391,20 @@ def _note_file_arguments(texts: list[str]) -> None:
 
 def _read_inputs(path: Path, keys: tuple[str, ...] = ("text",),
                  expected: str = 'a JSON string, {"text": ...} or a list of words',
-                 words: bool = False) -> list:
-    """--input: a .txt file (one text a line, blank lines skipped) or JSONL: per line a JSON string or
-    list, or an object holding one under the first of `keys`; either gzip-compressed or not (.gz). A
-    list holds words (`words`: predict, ner) or chat messages {"role", "content"} (generate)."""
+                 words: bool = False, rows=None) -> list:
+    """--input: a .txt file (one text a line, blank lines skipped), JSONL (per line a JSON string or
+    list, or an object holding one under the first of `keys`) or, for predict, a CSV / TSV table;
+    gzip-compressed or not (.gz). A list holds words (`words`: predict, ner) or chat messages {"role",
+    "content"} (generate). `rows` (records.Records): the model builds its texts from columns, so an object
+    or a table row is kept whole, for the model to render."""
     text = _input_text(path)
-    if path.name.removesuffix(".gz").endswith(".txt"):
+    kind = path.name.removesuffix(".gz").rpartition(".")[2].lower()
+    if kind == "txt":
         items = [line.strip() for line in text.split("\n") if line.strip()]  # not splitlines: \f stays
+    elif kind in ("csv", "tsv") and words:  # predict: a table, one input per row
+        items = _table_inputs(path, text, kind, rows)
     else:
-        items = _input_records(path, text, keys, expected, words)
+        items = _input_records(path, text, keys, expected, words, rows)
     if not items:
         raise DomainftError(f"--input: {path} holds no lines to read; give one {expected} per line")
     return items
@@ -426,7 +432,33 @@ def _input_text(path: Path) -> str:
                             "save the file as UTF-8") from None
 
 
-def _input_records(path: Path, text: str, keys: tuple[str, ...], expected: str, words: bool) -> list:
+def _table_inputs(path: Path, text: str, kind: str, rows) -> list:
+    """A CSV / TSV table's rows: whole (a model that renders rows), else its text (and text_pair) column."""
+    import csv
+    import io
+
+    sample = text[:4096].split("\n", 1)[0]
+    try:  # the header says the separator (',' ';' tab '|'): spreadsheets in many locales write ';'
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = "\t" if kind == "tsv" else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = reader.fieldnames or []
+    if rows is None and "text" not in columns:
+        raise DomainftError(f"--input: {path} has no 'text' column (columns: {', '.join(columns) or 'none'}); "
+                            "name the column of the texts 'text' (and a second text 'text_pair')")
+    items = []
+    for row in reader:
+        row = {k: v for k, v in row.items() if k is not None}
+        if rows is not None:
+            items.append(row)
+        else:
+            items.append({"text": row["text"], "text_pair": row["text_pair"]} if "text_pair" in row else row["text"])
+    return items
+
+
+def _input_records(path: Path, text: str, keys: tuple[str, ...], expected: str, words: bool,
+                   rows=None) -> list:
     items = []
     try:
         records = list(jsonl_records(text, f"--input: {path}"))
@@ -441,6 +473,9 @@ def _input_records(path: Path, text: str, keys: tuple[str, ...], expected: str, 
                 raise DomainftError(f"--input: {path} line {n}: a text pair needs two strings, "
                                     '{"text": ..., "text_pair": ...}')
             items.append({"text": value["text"], "text_pair": value["text_pair"]})
+            continue
+        if rows is not None and rows.is_record(value):  # a row the model renders
+            items.append(value)
             continue
         if isinstance(value, dict):
             value = next((value[k] for k in keys if k in value), None)

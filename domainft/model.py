@@ -9,6 +9,7 @@ from domainft.bases import ResolvedBase, resolve_base
 from domainft.decode import pool_rows
 from domainft.errors import DomainftError
 from domainft.methods import ModelContext, TuningMethod
+from domainft.records import Records
 from domainft.rundir import MANIFEST, method_from_manifest, model_dir_of, read_manifest, write_manifest
 from domainft.serving import BUNDLE_FORMAT
 from domainft.tasks import Task, get_task
@@ -87,11 +88,16 @@ class TrainedModel:
         return {"text_pair": False, "long_inputs": "truncate", "window_pooling": "mean",
                 **self.manifest.get("text_inputs", {})}
 
+    @property
+    def records(self) -> Records | None:
+        """Rows -> texts, for a model trained on texts built from columns (data.text_template)."""
+        return Records.of(self.input_settings)
+
     def inputs(self, texts) -> list:
         """Texts (or text pairs) as logits() takes them; a wrong form is a DomainftError."""
         if isinstance(texts, (str, dict)):
             texts = [texts]
-        return as_inputs(list(texts), self.input_settings["text_pair"])
+        return as_inputs(list(texts), self.input_settings["text_pair"], self.records)
 
     def logits(self, texts: list):
         """Raw logits (numpy) for one batch of texts or text pairs, one row per input: a long one

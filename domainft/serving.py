@@ -21,6 +21,7 @@ from domainft.batching import predict_sorted
 from domainft.decode import entities, label_scores, label_thresholds, multilabel_scores, pool_rows, target_values
 from domainft.errors import DomainftError
 from domainft.ordinal import Decision
+from domainft.records import Records
 from domainft.textinputs import as_inputs, window_error
 from domainft.wordwindows import merge_windows, window_inputs, words_with_offsets
 
@@ -132,6 +133,7 @@ class Predictor:
         self.inputs = {"text_pair": False, "long_inputs": "truncate", "window_pooling": "mean",
                        **self.manifest.get("text_inputs", {})}
         self.windows = self.inputs["long_inputs"] == "windows"
+        self.records = Records.of(self.inputs)  # rows -> texts, for a model trained through a template
         self._truncating = Tokenizer.from_file(str(self.dir / TOKENIZER_FILE))
         self._truncating.no_padding()
         if self.windows:
@@ -144,6 +146,11 @@ class Predictor:
     @property
     def task(self) -> str:
         return self.manifest["task"]
+
+    def as_inputs(self, texts) -> list:
+        """Texts, text pairs or (a model trained on texts built from columns) rows, as the tokenizer
+        takes them: read as training read its inputs."""
+        return as_inputs(list(texts), self.inputs["text_pair"], self.records)
 
     @property
     def labels(self) -> list[str]:
@@ -161,21 +168,21 @@ class Predictor:
             return self._predict_words(list(texts), batch_size)
         if self.task == "multilabel":  # the labels above the run's thresholds, with every label's probability
             labels, thresholds = self.labels, label_thresholds(self.manifest, self.labels)
-            return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
+            return predict_sorted(self.as_inputs(texts), batch_size,
                                   lambda batch: multilabel_scores(self.logits(batch), labels, thresholds))
         if self.task == "regression":  # values in the data's units, as the trained model's predict
             targets = self.manifest["targets"]
-            return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
+            return predict_sorted(self.as_inputs(texts), batch_size,
                                   lambda batch: target_values(self.logits(batch), targets))
         id2label = dict(enumerate(self.labels))
         decision = Decision.from_manifest(self.manifest)  # the run's rule, e.g. ordinal escalation
-        return predict_sorted(as_inputs(list(texts), self.inputs["text_pair"]), batch_size,
+        return predict_sorted(self.as_inputs(texts), batch_size,
                               lambda batch: label_scores(self.logits(batch), id2label, decision.choose))
 
     def logits(self, texts: list) -> np.ndarray:
         """Logits for one batch of texts or text pairs, one row per input, read as in training:
         truncated to the trained max length, or in windows whose logits are pooled."""
-        items = as_inputs(list(texts), self.inputs["text_pair"])
+        items = self.as_inputs(texts)
         try:
             encodings = self._truncating.encode_batch(items)
         except Exception as e:  # tokenizers: a pair's first text leaves no room for windows

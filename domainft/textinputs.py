@@ -2,22 +2,29 @@
 of it that training, predict and the exported bundle share (torch-free: serving uses it too).
 
 A pair is `(text, text_pair)` or `{"text": ..., "text_pair": ...}`; a model trained on pairs
-(data.text_pair_column) takes pairs only, any other model plain texts only.
+(data.text_pair_column) takes pairs only, any other model plain texts only. A model whose texts were
+built from table columns also takes rows (records.py).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from domainft.errors import DomainftError
+
+if TYPE_CHECKING:
+    from domainft.records import Records
 
 PAIR_KEYS = ("text", "text_pair")
 
 
-def as_inputs(items: Sequence[Any], pairs: bool) -> list:
+def as_inputs(items: Sequence[Any], pairs: bool, records: Records | None = None) -> list:
     """`items` as the tokenizer takes them: strings, or (text, text_pair) tuples for a pair model;
-    anything else is a DomainftError naming the item and the form expected."""
+    for a model trained on texts built from columns (`records`), a row {column: value} is rendered as
+    training rendered its rows. Anything else is a DomainftError naming the item and the form expected."""
     out = []
     for i, item in enumerate(items, start=1):
+        if records is not None and records.is_record(item):
+            item = records.render(item, i)
         pair = _pair(item)
         if pairs and pair is None:
             raise DomainftError(f"input {i}: this model reads text pairs (trained with data.text_pair_*): give "

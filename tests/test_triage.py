@@ -8,7 +8,7 @@ import pytest
 from domainft import load, run
 from domainft.data import TextFields, prepare_examples, read_examples
 from domainft.decode import softmax
-from domainft.errors import DataError, RecipeError
+from domainft.errors import DataError, DomainftError, RecipeError
 from domainft.ordinal import FINE_SWEEP, Decision, escalate, severity_rates
 from domainft.recipe import DataSpec, Recipe
 from domainft.tasks.classification import reference_scores
@@ -242,3 +242,55 @@ def test_max_under_rate_chooses_the_threshold_on_validation_per_run(make_recipe)
     assert reloaded.manifest["decision"]["escalate_threshold"] == threshold
     texts = [e.text for e in data.test]
     assert [p["label"] for p in reloaded.predict(texts)] == [p["label"] for p in result.model.predict(texts)]
+
+
+def sample_lines() -> list[str]:
+    return SAMPLE.read_bytes().decode(Recipe.from_dict({"data": triage_data()}).data.encoding).splitlines()
+
+
+def sample_rows(n: int | None = None) -> list[dict]:
+    """The sample's rows as a client has them: every column, cells as strings."""
+    import csv
+
+    rows = list(csv.DictReader(sample_lines(), delimiter=";"))
+    return rows[:n] if n else rows
+
+
+def test_new_rows_are_rendered_as_training_rendered_its_rows(make_recipe, tmp_path):
+    """A model trained on texts built from columns takes rows: the trained model, its reload, the
+    exported bundle and `domainft predict --input rows.csv` render them exactly as training did."""
+    from typer.testing import CliRunner
+
+    from domainft.cli import app
+    from domainft.export import export_run
+    from domainft.records import Records
+    from domainft.serving import load as load_bundle
+
+    recipe = make_recipe({"train.epochs": 1}, data=triage_data(max_length=64))
+    result = run(recipe, progress=False, echo=lambda *a: None)
+    records = result.model.records
+    fields = TextFields.of(recipe.data)
+    assert all(records.render(row, 1) == fields.text_of(row) for row in sample_rows())  # every sample row
+
+    rows = sample_rows(12)
+    texts = [fields.text_of(row) for row in rows]
+    expected = result.model.predict(texts)
+    assert result.model.predict(rows) == expected
+    assert load(result.run_dir).predict(rows) == expected
+    bundle = export_run(result.run_dir, echo=lambda *a: None).dir
+    served = load_bundle(bundle, precision="fp32")
+    assert isinstance(served.records, Records)
+    assert [p["label"] for p in served.predict(rows)] == [p["label"] for p in expected]
+
+    table = tmp_path / "new_patients.csv"  # as the registry exports them: ';', decimal commas
+    table.write_text("\n".join(sample_lines()[:13]) + "\n", encoding="utf-8")
+    cli = CliRunner().invoke(app, ["predict", str(result.run_dir), "--input", str(table)])
+    assert cli.exit_code == 0, cli.output
+    assert [json.loads(line)["label"] for line in cli.output.splitlines()] == [p["label"] for p in expected]
+
+    del rows[0]["BT"]
+    with pytest.raises(DomainftError, match=r"input 1: no 'BT'; this model builds its text from the columns "
+                                            r"Chief_complain, .*give a row with each of them"):
+        result.model.predict(rows[:1])
+    with pytest.raises(DomainftError, match=r"input 1: column 'HR': 'fast' is not a number"):
+        served.predict([{**rows[1], "HR": "fast"}])

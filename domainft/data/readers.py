@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from domainft.data.cells import CellError, as_text, is_missing, parse_number, render
-from domainft.data.spec import template_fields
+from domainft.cells import CellError, as_text, is_missing, parse_number, render_text, template_fields
 from domainft.data.tables import TABLE_FORMATS, is_saved_dataset, table_rows
 from domainft.errors import DataError, where_to_look
 from domainft.jsonl import json_records
@@ -125,12 +124,7 @@ class TextFields:
         return self._render(row, self.pair_column, self.pair_template) if self.has_pair else None
 
     def _render(self, row: dict, column: str | None, template: str | None) -> str:
-        if template is None:
-            raw = as_text(row[column])
-            return "" if is_missing(raw, self.missing_values) else raw  # the empty-text check names it
-        cells = {name: render(as_text(row[name]), name, self.columns.get(name), self.missing_values)
-                 for name in template_fields(template)}
-        return template.format_map(cells)
+        return render_text(row, column, template, self.columns, self.missing_values)
 
     def reference_of(self, row: dict) -> str | None:
         if self.reference_column is None:

@@ -2,12 +2,12 @@
 readers, the tasks and the recipe import it; it imports none of them)."""
 from __future__ import annotations
 
-import string
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import Field, field_validator, model_validator
 
+from domainft.cells import template_fields
 from domainft.schema import Section, cell_text, field_error
 
 
@@ -16,11 +16,6 @@ def texts_mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {cell_text(k): cell_text(v) for k, v in value.items()}
     return value
-
-
-def template_fields(template: str) -> list[str]:
-    """Column names a `{title}: {body}` template uses, in order; ValueError on unbalanced braces."""
-    return [*dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f)]
 
 
 class SplitSpec(Section):
@@ -52,9 +47,6 @@ class FlagSpec(Section):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min:g} is above max {self.max:g}")
         return self
-
-    def matches(self, value: float) -> bool:
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 class ColumnSpec(Section):

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from domainft.data.cells import as_text
+from domainft.cells import as_text
 from domainft.data.readers import Example, delimited_rows, label_key
 from domainft.errors import DataError
 

@@ -254,7 +254,11 @@ def encode_inputs(examples: list[Example], tokenizer, spec: DataSpec) -> tuple[d
 
 def input_settings(spec: DataSpec, pooling: str) -> dict:
     """How predict and the bundle read an input as training did (the model manifest's `text_inputs`)."""
-    return {"text_pair": spec.has_pairs, "long_inputs": spec.long_inputs, "window_pooling": pooling}
+    from domainft.records import records_manifest
+
+    records = records_manifest(spec)  # texts built from columns: predict renders new rows alike
+    return {"text_pair": spec.has_pairs, "long_inputs": spec.long_inputs, "window_pooling": pooling,
+            **({"records": records} if records else {})}
 
 
 def pool_windows(logits: np.ndarray, y_true, dataset, how: str = "mean"):
