@@ -20,7 +20,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, List, Literal, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -95,9 +95,10 @@ class TextPair(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"texts": ["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn ."]}]})
-    texts: List[Union[str, List[str], TextPair]] = Field(
+    texts: List[Union[str, List[str], TextPair, Dict[str, Union[str, int, float, None]]]] = Field(
         ..., description="Texts to predict: strings; for an NER model also lists of words; for a model "
-                         'trained on text pairs {"text": ..., "text_pair": ...} objects.')
+                         'trained on text pairs {"text": ..., "text_pair": ...} objects; for a model trained '
+                         "on texts built from columns (data.text_template) also rows, {column: value} objects.")
 
 
 class PredictResponse(BaseModel):
@@ -109,7 +110,6 @@ class PredictResponse(BaseModel):
 
 def check_texts(texts: list, predictor: Predictor, settings: ServeSettings) -> list:
     """The request's texts as the predictor takes them, or a RequestProblem naming each bad one."""
-    from domainft.textinputs import as_inputs
 
     if not texts:
         raise RequestProblem(422, "texts: the list is empty; send at least one text",
@@ -125,7 +125,7 @@ def check_texts(texts: list, predictor: Predictor, settings: ServeSettings) -> l
         message = _text_problem(item, predictor.task, pairs, settings.max_chars)
         if message is None:
             try:
-                item = item if predictor.task == "ner" else as_inputs([item], pairs)[0]
+                item = item if predictor.task == "ner" else predictor.as_inputs([item])[0]
             except DomainftError as e:
                 message = str(e).removeprefix("input 1: ")
         if message is not None:
@@ -144,7 +144,7 @@ def _text_problem(item: Any, task: str, pairs: bool, max_chars: int) -> str | No
     bad = lone_surrogate(item)
     if bad is not None:
         return f"{shown(bad)} holds a lone surrogate (not valid UTF-8 text); send UTF-8 text"
-    length = sum(len(x) for x in (item.values() if isinstance(item, dict) else item)) \
+    length = sum(len(str(x)) for x in (item.values() if isinstance(item, dict) else item) if x is not None) \
         if isinstance(item, (list, dict)) else len(item)
     if length > max_chars:
         return (f"{length} characters, more than this server takes per text ({max_chars}, --max-chars); "

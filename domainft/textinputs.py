@@ -25,6 +25,10 @@ def as_inputs(items: Sequence[Any], pairs: bool, records: Records | None = None)
     for i, item in enumerate(items, start=1):
         if records is not None and records.is_record(item):
             item = records.render(item, i)
+        elif isinstance(item, dict) and not set(item) <= set(PAIR_KEYS):
+            raise DomainftError(f"input {i}: an object with keys {', '.join(map(repr, list(item)[:6]))}; this model "
+                                f"reads {'text pairs' if pairs else 'texts (strings)'}. Rows {{column: value}} are "
+                                "read by a model trained on texts built from columns (data.text_template)")
         pair = _pair(item)
         if pairs and pair is None:
             raise DomainftError(f"input {i}: this model reads text pairs (trained with data.text_pair_*): give "

@@ -85,6 +85,10 @@ def test_a_pair_model_refuses_single_texts_and_the_other_way(tiny_base, tmp_path
         bundle.predict(["The supplier must deliver."])
     with pytest.raises(DomainftError, match="a text pair is"):
         bundle.predict([("only one",)])
+    with pytest.raises(DomainftError, match=r"input 1: an object with keys 'clause', 'question'; this model reads "
+                                            r"text pairs\. Rows \{column: value\} are read by a model trained on "
+                                            r"texts built from columns"):
+        bundle.predict([{"clause": "a", "question": "b"}])
 
 
 def test_predict_cli_reads_pairs_from_jsonl(tiny_base, tmp_path):

@@ -288,6 +288,17 @@ def test_new_rows_are_rendered_as_training_rendered_its_rows(make_recipe, tmp_pa
     assert cli.exit_code == 0, cli.output
     assert [json.loads(line)["label"] for line in cli.output.splitlines()] == [p["label"] for p in expected]
 
+    from fastapi.testclient import TestClient
+
+    from domainft.server import ServeSettings, create_app
+
+    with TestClient(create_app(ServeSettings(bundle=str(bundle), threads=1, precision="fp32"))) as client:
+        answer = client.post("/predict", json={"texts": rows[:3]})
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == [p["label"] for p in expected[:3]]
+        bad = client.post("/predict", json={"texts": [{**rows[0], "BT": "warm"}]})
+        assert bad.status_code == 422 and "texts[0]: column 'BT': 'warm' is not a number" in bad.text
+
     del rows[0]["BT"]
     with pytest.raises(DomainftError, match=r"input 1: no 'BT'; this model builds its text from the columns "
                                             r"Chief_complain, .*give a row with each of them"):
