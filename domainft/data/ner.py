@@ -6,8 +6,9 @@ or a text with character-offset entity spans as annotation tools export them (do
 spaCy): `{"text": ..., "spans": [[start, end, label], ...]}`, split into words the way prediction
 splits a text (wordwindows.WORD), so a model trained on spans answers in the same offsets.
 Schemes IOB1, IOB2 (BIO), BIOES and BILOU are read and converted to IOB2, the scheme the model is
-trained on and seqeval scores in strict mode. Malformed tags are errors naming file and line; the one
-repair offered (`data.repair_tags`: an I-X that opens an entity becomes B-X) is counted in the report.
+trained on and seqeval scores in strict mode. Malformed tags are errors naming file and line; the
+repairs offered (`data.repair_tags`: an I-X that opens an entity becomes B-X; a span that cuts a word
+grows to whole words) are counted in the report.
 """
 from __future__ import annotations
 
