@@ -237,6 +237,8 @@ CASES = {
                                      {"finance.yaml": "name: x\n"}),
     "data_name_nearly_right": data_case("  path: train.csv", "train.csv.gz", "x",
                                         r"train\.csv: file not found .*did you mean train\.csv\.gz\?"),
+    "data_spreadsheet": data_case("  path: d.xlsx", "d.xlsx", b"PK\x03\x04",
+                                  r"d\.xlsx: an Excel workbook is not read; save the sheet as CSV \(UTF-8\)"),
     "data_missing_file": data_case("  path: nope.txt", "other.txt", "x", r"nope\.txt: file not found"),
     "data_path_is_directory": data_case("  path: adir\n  format: csv", "adir/d.csv", CSV_OK,
                                         r"adir: a directory, not a data file; give the file itself"),

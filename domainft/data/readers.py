@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "tsv", "jsonl", "phrasebank", "wide_lists", *TABLE_FORMATS)
 DEFAULT_ENCODING = {"csv": "utf-8-sig", "tsv": "utf-8-sig", "jsonl": "utf-8", "phrasebank": "latin-1",
                     "wide_lists": "utf-8-sig"}
+SPREADSHEETS = {".xlsx": "an Excel", ".xlsm": "an Excel", ".xls": "an Excel", ".ods": "an OpenDocument",
+                ".numbers": "a Numbers"}
 SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "phrasebank",
                  ".parquet": "parquet"}
 
@@ -206,6 +208,9 @@ def detect_format(path: Path, fmt: str) -> str:
     _not_a_directory(path)
     suffix = _data_suffix(path)
     found = SUFFIX_FORMAT.get(suffix)
+    if suffix in SPREADSHEETS:
+        raise DataError(f"{path}: {SPREADSHEETS[suffix]} workbook is not read; save the sheet as CSV (UTF-8) "
+                        "and give that file (its column names become data.text_column / data.label_column)")
     if found is None:
         raise DataError(
             f"{path}: cannot tell the format from the suffix {suffix!r}; "
