@@ -25,6 +25,8 @@ def as_inputs(items: Sequence[Any], pairs: bool, records: Records | None = None)
     for i, item in enumerate(items, start=1):
         if records is not None and records.is_record(item):
             item = records.render(item, i)
+        elif isinstance(item, dict) and set(item) == {"text"} and not pairs:
+            item = item["text"]  # {"text": ...}, as --input JSONL and the server take it
         elif isinstance(item, dict) and not set(item) <= set(PAIR_KEYS):
             raise DomainftError(f"input {i}: an object with keys {', '.join(map(repr, list(item)[:6]))}; this model "
                                 f"reads {'text pairs' if pairs else 'texts (strings)'}. Rows {{column: value}} are "

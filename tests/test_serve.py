@@ -66,6 +66,9 @@ def test_predict_answers_as_the_bundle_predictor(client, bundles):
     r = client.post("/predict", json={"texts": TEXTS})
     assert r.status_code == 200, r.text
     assert_same(r.json()["predictions"], expected)
+    r = client.post("/predict", json={"texts": [{"text": t} for t in TEXTS]})  # as --input JSONL has them
+    assert r.status_code == 200, r.text
+    assert_same(r.json()["predictions"], expected)
 
 
 def bad_requests():
@@ -78,6 +81,8 @@ def bad_requests():
         "empty list": (b'{"texts": []}', 422, "empty"),
         "a pair to a single-text model": (b'{"texts": [{"text": "a", "text_pair": "b"}]}', 422, "texts[0]"),
         "words to a classifier": (b'{"texts": [["two", "words"]]}', 422, "texts[0]"),
+        "a row to a model without a template": (b'{"texts": [{"title": "a"}]}', 422,
+                                                "texts[0]: an object with keys 'title'; this model reads texts"),
         "too many texts": (json.dumps({"texts": ["a"] * 9}).encode(), 413, "--max-texts"),
         "a text too long": (json.dumps({"texts": ["fine", "w" * 5001]}).encode(), 422, "texts[1]: 5001 characters"),
         "body too large": (json.dumps({"texts": ["a" * 70_000]}).encode(), 413, "--max-body-bytes"),
