@@ -108,12 +108,37 @@ def run(recipe: Path = typer.Argument(..., help="YAML recipe"),
         from domainft.recipe import Recipe
 
         r = Recipe.from_yaml(recipe, set_ or [])
-        result = run_recipe(r, resume=resume, progress=not quiet,
-                            echo=(lambda *a: None) if quiet else out.print)
+        try:
+            result = run_recipe(r, resume=resume, progress=not quiet,
+                                echo=(lambda *a: None) if quiet else out.print)
+        except KeyboardInterrupt:
+            _interrupted(r, recipe, set_ or [])
     except DomainftError as e:
         _fail(e)
     if quiet and result.model is not None:  # the main rank's (the others wrote nothing)
         out.print(str(result.run_dir))
+
+
+def _interrupted(r, recipe: Path, sets: list[str]) -> None:
+    """Ctrl-C during a run: say what is kept and the command that continues, then exit 130 (as a
+    shell reports SIGINT). The run itself has already left nothing half-written."""
+    import shlex
+
+    from domainft.rundir import RunDir, staging_path
+
+    kept = [d.last_checkpoint() for d in (RunDir(r.run_dir), RunDir(staging_path(r.run_dir)))
+            if d.path.is_dir()]
+    kept = [k for k in kept if k]
+    again = shlex.join(["domainft", "run", str(recipe), *[a for s in sets for a in ("--set", s)]])
+    if kept:
+        what = f"its last complete checkpoint is kept ({kept[-1]}); continue with: {again} --resume"
+    else:
+        what = f"no checkpoint had been saved yet; start it again with: {again}"
+    from domainft.distributed import is_main
+
+    if is_main():  # under torchrun every rank is interrupted; one says so
+        err.print(f"interrupted: {r.run_dir}: {what}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _version(value: bool) -> None:
@@ -181,8 +206,14 @@ def adapt(recipe: Path = typer.Argument(..., help="YAML recipe with an adapt: se
         if out_dir is not None and out_dir.exists():
             raise DomainftError(f"adapt --out: {out_dir} exists; give a new directory")
         task = get_task(r.task)
-        base, report = adapted_base(r, resolve_base(r.base.name, r.base.revision), task, read_data(task, r),
-                                    echo=out.print)
+        try:
+            base, report = adapted_base(r, resolve_base(r.base.name, r.base.revision), task, read_data(task, r),
+                                        echo=out.print)
+        except KeyboardInterrupt:  # its checkpoints stay in the cache: the same command goes on from them
+            err.print("interrupted: the adaptation keeps its last complete checkpoint in the cache; the same "
+                      "command (or a run of a recipe with this adapt: section) continues from it",
+                      highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         where = Path(base.path)
         if out_dir is not None:
             from domainft.atomic import published_once

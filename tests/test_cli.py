@@ -53,3 +53,29 @@ def test_predict_on_a_non_run_dir(tmp_path):
 def test_models_lists_the_default():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "minilm" in result.output
+
+
+def test_ctrl_c_during_a_run_says_what_is_kept_and_how_to_continue(tmp_path, monkeypatch):
+    import domainft.pipeline
+
+    out = tmp_path / "run"
+    recipe = str(ROOT / "recipes" / "finance_sentiment.yaml")
+    args = ["run", recipe, "--set", f"output.dir={out}", "--set", f"data.path={SAMPLE}"]
+
+    def interrupted(r, **kw):  # training stopped by Ctrl-C, after `saved` checkpoints
+        if saved:
+            step = out / "checkpoints" / "checkpoint-16"
+            step.mkdir(parents=True)
+            (step / "trainer_state.json").write_text(json.dumps({"global_step": 16}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(domainft.pipeline, "run", interrupted)
+    saved = False
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert f"interrupted: {out}: no checkpoint had been saved yet; start it again with: domainft run" in result.output
+    saved = True
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert (f"its last complete checkpoint is kept ({out / 'checkpoints' / 'checkpoint-16'}); continue with: "
+            f"domainft run {recipe} --set output.dir={out} --set data.path={SAMPLE} --resume") in result.output
